@@ -1,0 +1,1 @@
+"""monitor_jax: LLM monitors as prompted binary classifiers, in JAX/Flax."""

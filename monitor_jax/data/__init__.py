@@ -1,0 +1,1 @@
+"""Offline assets, tasks, dataset builders and the grain batching pipeline."""

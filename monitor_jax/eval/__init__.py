@@ -1,0 +1,1 @@
+"""Scoring, generation, metrics and reports."""

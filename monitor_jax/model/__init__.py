@@ -1,0 +1,1 @@
+"""Llama-family Flax decoder, weights, tokenizer, LoRA and the model registry."""

@@ -1,0 +1,372 @@
+"""Llama-family decoder (Llama/SmolLM2, Qwen2/2.5, Qwen3, Mistral) as a pure-functional Flax linen module.
+
+The forward returns final hidden states; callers pick positions and vocabulary rows with `logits`.
+Layers run under `nn.scan` (params stacked on a leading "layers" axis) and `nn.remat`. Every parameter and
+key activation carries logical axis names, mapped to a mesh by `train/sharding.py`.
+
+Attention masks come from three things: slot causality, a per-slot validity mask (right padding / packing
+segments) and, for Mistral, a sliding window measured in token positions. The KV cache is an explicit pytree
+(`init_cache`): a forward with a cache writes the new keys/values at `cache["index"]` and attends over all
+slots, which makes prefill and one-token decode the same code path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+Cache = dict[str, Array]
+
+FAMILIES = ("llama", "qwen2", "qwen3", "mistral")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The few numbers a decoder needs. `family` only documents provenance; the flags decide behaviour."""
+
+    vocab_size: int
+    d_model: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    d_ff: int
+    rope_theta: float = 10000.0
+    rms_eps: float = 1e-5
+    tie_embeddings: bool = True
+    qkv_bias: bool = False
+    qk_norm: bool = False
+    sliding_window: int | None = None
+    # Llama-3 style RoPE frequency scaling: (factor, low_freq_factor, high_freq_factor, original_max_pos).
+    rope_llama3_scaling: tuple[float, float, float, int] | None = None
+    family: str = "llama"
+    dtype: str = "float32"  # compute dtype
+    param_dtype: str = "float32"
+    remat: str = "full"  # "none" | "full" | "dots" (save matmul outputs)
+
+    def __post_init__(self):
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_heads={self.n_heads} is not a multiple of n_kv_heads={self.n_kv_heads}")
+        if self.remat not in ("none", "full", "dots"):
+            raise ValueError(f"remat must be none|full|dots, got {self.remat!r}")
+        if self.family not in FAMILIES:
+            raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
+
+    def replace(self, **kw: Any) -> "ModelConfig":
+        return dataclasses.replace(self, **kw)
+
+
+def _dense_init(std: float = 0.02):
+    return nn.initializers.normal(stddev=std)
+
+
+def _param_dtype(cfg: ModelConfig):
+    return jnp.dtype(cfg.param_dtype)
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square norm computed in fp32; `scale` has the given logical axis."""
+
+    eps: float
+    axis_name: str = "norm"
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        scale = self.param(
+            "scale",
+            nn.with_logical_partitioning(nn.initializers.ones, (self.axis_name,)),
+            (x.shape[-1],),
+            self.param_dtype,
+        )
+        xf = x.astype(jnp.float32)
+        xf = xf * jax.lax.rsqrt(jnp.mean(xf * xf, axis=-1, keepdims=True) + self.eps)
+        return (xf * scale.astype(jnp.float32)).astype(self.dtype)
+
+
+def rope_inv_freq(cfg: ModelConfig) -> Array:
+    """Inverse RoPE frequencies (head_dim // 2,), with Llama-3 scaling when configured."""
+    inv = 1.0 / (cfg.rope_theta ** (jnp.arange(0, cfg.head_dim, 2, dtype=jnp.float32) / cfg.head_dim))
+    if cfg.rope_llama3_scaling is None:
+        return inv
+    factor, low, high, orig = cfg.rope_llama3_scaling
+    wavelen = 2 * math.pi / inv
+    low_wavelen, high_wavelen = orig / low, orig / high
+    scaled = jnp.where(wavelen > low_wavelen, inv / factor, inv)
+    smooth = (orig / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    is_medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+    return jnp.where(is_medium, smoothed, scaled)
+
+
+def apply_rope(x: Array, positions: Array, inv_freq: Array) -> Array:
+    """Rotate-half RoPE (HF convention). x: [B, T, N, hd]; positions: [B, T]."""
+    freqs = positions.astype(jnp.float32)[..., None] * inv_freq  # [B, T, hd/2]
+    cos = jnp.cos(freqs)[:, :, None, :]
+    sin = jnp.sin(freqs)[:, :, None, :]
+    xf = x.astype(jnp.float32)
+    x1, x2 = jnp.split(xf, 2, axis=-1)
+    out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    return out.astype(x.dtype)
+
+
+class Attention(nn.Module):
+    """GQA self-attention with RoPE, optional qkv bias, q/k RMSNorm and sliding window."""
+
+    cfg: ModelConfig
+
+    def _proj(self, features, axes, use_bias, name):
+        cfg = self.cfg
+        return nn.DenseGeneral(
+            features=features,
+            axis=-1,
+            use_bias=use_bias,
+            dtype=jnp.dtype(cfg.dtype),
+            param_dtype=_param_dtype(cfg),
+            kernel_init=nn.with_logical_partitioning(_dense_init(), ("embed",) + axes),
+            bias_init=nn.with_logical_partitioning(nn.initializers.zeros, axes),
+            name=name,
+        )
+
+    @nn.compact
+    def __call__(self, x: Array, positions: Array, attn: dict[str, Array], kv: Cache | None):
+        cfg = self.cfg
+        dt = jnp.dtype(cfg.dtype)
+        q = self._proj((cfg.n_heads, cfg.head_dim), ("heads", "head_dim"), cfg.qkv_bias, "q")(x)
+        k = self._proj((cfg.n_kv_heads, cfg.head_dim), ("kv_heads", "head_dim"), cfg.qkv_bias, "k")(x)
+        v = self._proj((cfg.n_kv_heads, cfg.head_dim), ("kv_heads", "head_dim"), cfg.qkv_bias, "v")(x)
+        if cfg.qk_norm:
+            norm = dict(eps=cfg.rms_eps, axis_name="head_dim", dtype=dt, param_dtype=_param_dtype(cfg))
+            q = RMSNorm(name="q_norm", **norm)(q)
+            k = RMSNorm(name="k_norm", **norm)(k)
+        inv_freq = rope_inv_freq(cfg)
+        q = apply_rope(q, positions, inv_freq)
+        k = apply_rope(k, positions, inv_freq)
+        q = nn.with_logical_constraint(q, ("batch", "length", "heads", "head_dim"))
+        k = nn.with_logical_constraint(k, ("batch", "length", "kv_heads", "head_dim"))
+        v = nn.with_logical_constraint(v, ("batch", "length", "kv_heads", "head_dim"))
+
+        new_kv = None
+        if kv is not None:  # write the new keys/values into the cache, then attend over every slot
+            idx = attn["cache_index"]
+            k_all = jax.lax.dynamic_update_slice_in_dim(kv["k"], k.astype(kv["k"].dtype), idx, axis=1)
+            v_all = jax.lax.dynamic_update_slice_in_dim(kv["v"], v.astype(kv["v"].dtype), idx, axis=1)
+            new_kv = {"k": k_all, "v": v_all}
+            k, v = k_all.astype(dt), v_all.astype(dt)
+
+        b, t = q.shape[:2]
+        g = cfg.n_heads // cfg.n_kv_heads
+        q = q.reshape(b, t, cfg.n_kv_heads, g, cfg.head_dim)
+        scores = jnp.einsum("btkgd,bskd->bkgts", q, k, preferred_element_type=jnp.float32)
+        scores = scores / math.sqrt(cfg.head_dim)
+        mask = attn["mask"][:, None, None, :, :]  # [B, 1, 1, T, S]
+        scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
+        probs = jax.nn.softmax(scores, axis=-1).astype(dt)
+        out = jnp.einsum("bkgts,bskd->btkgd", probs, v).reshape(b, t, cfg.n_heads, cfg.head_dim)
+        out = nn.with_logical_constraint(out, ("batch", "length", "heads", "head_dim"))
+        out = nn.DenseGeneral(
+            features=cfg.d_model,
+            axis=(-2, -1),
+            use_bias=False,
+            dtype=dt,
+            param_dtype=_param_dtype(cfg),
+            kernel_init=nn.with_logical_partitioning(_dense_init(), ("heads", "head_dim", "embed")),
+            name="o",
+        )(out)
+        return out, new_kv
+
+
+class MLP(nn.Module):
+    """SwiGLU feed-forward: down(silu(gate(x)) * up(x))."""
+
+    cfg: ModelConfig
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        cfg = self.cfg
+        dense = dict(use_bias=False, dtype=jnp.dtype(cfg.dtype), param_dtype=_param_dtype(cfg))
+        up_init = nn.with_logical_partitioning(_dense_init(), ("embed", "mlp"))
+        gate = nn.Dense(cfg.d_ff, kernel_init=up_init, name="gate", **dense)(x)
+        up = nn.Dense(cfg.d_ff, kernel_init=up_init, name="up", **dense)(x)
+        h = nn.with_logical_constraint(nn.silu(gate) * up, ("batch", "length", "mlp"))
+        down_init = nn.with_logical_partitioning(_dense_init(), ("mlp", "embed"))
+        return nn.Dense(cfg.d_model, kernel_init=down_init, name="down", **dense)(h)
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm block: x + attn(norm(x)); x + mlp(norm(x)). Scan-compatible: (carry, xs) -> (carry, ys)."""
+
+    cfg: ModelConfig
+
+    @nn.compact
+    def __call__(self, x: Array, positions: Array, attn: dict[str, Array], kv: Cache | None):
+        cfg = self.cfg
+        norm = dict(eps=cfg.rms_eps, axis_name="embed", dtype=jnp.dtype(cfg.dtype), param_dtype=_param_dtype(cfg))
+        h, new_kv = Attention(cfg, name="attn")(RMSNorm(name="attn_norm", **norm)(x), positions, attn, kv)
+        x = x + h
+        x = x + MLP(cfg, name="mlp")(RMSNorm(name="mlp_norm", **norm)(x))
+        x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+        return x, new_kv
+
+
+def _remat_policy(name: str):
+    if name == "dots":
+        return jax.checkpoint_policies.dots_with_no_batch_dims_saveable
+    return None
+
+
+def attention_mask(
+    cfg: ModelConfig,
+    q_slot: Array,
+    q_pos: Array,
+    q_seg: Array,
+    k_slot: Array,
+    k_pos: Array,
+    k_seg: Array,
+) -> Array:
+    """Boolean [B, T, S]: key slot not after query slot, same non-zero segment, inside the sliding window."""
+    mask = (k_slot[:, None, :] <= q_slot[:, :, None]) & (k_seg[:, None, :] == q_seg[:, :, None])
+    mask &= (k_seg[:, None, :] > 0)
+    if cfg.sliding_window is not None:
+        mask &= (q_pos[:, :, None] - k_pos[:, None, :]) < cfg.sliding_window
+    return mask
+
+
+class Transformer(nn.Module):
+    """Decoder returning final-normed hidden states [B, T, D] (and the updated cache when one is given).
+
+    tokens: [B, T] int. positions: [B, T] (default arange). segment_ids: [B, T], 0 = padding; tokens attend
+    only within their own segment (default: all ones, i.e. no padding). With `cache`, the tokens are written at
+    slots [cache["index"], cache["index"] + T) and a per-row validity mask is kept, so right-padded prompts of
+    different lengths can be decoded together (the caller passes each row's own positions).
+    """
+
+    cfg: ModelConfig
+
+    @nn.compact
+    def __call__(
+        self,
+        tokens: Array,
+        positions: Array | None = None,
+        segment_ids: Array | None = None,
+        cache: Cache | None = None,
+    ) -> tuple[Array, Cache | None]:
+        cfg = self.cfg
+        b, t = tokens.shape
+        if positions is None:
+            positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+        if segment_ids is None:
+            segment_ids = jnp.ones((b, t), jnp.int32)
+        positions = positions.astype(jnp.int32)
+        segment_ids = segment_ids.astype(jnp.int32)
+
+        embedding = self.param(
+            "embed",
+            nn.with_logical_partitioning(_dense_init(), ("vocab", "embed")),
+            (cfg.vocab_size, cfg.d_model),
+            _param_dtype(cfg),
+        )
+        if not cfg.tie_embeddings:  # stored like the embedding: [V, D]
+            self.param(
+                "lm_head",
+                nn.with_logical_partitioning(_dense_init(), ("vocab", "embed")),
+                (cfg.vocab_size, cfg.d_model),
+                _param_dtype(cfg),
+            )
+        x = jnp.take(embedding, tokens, axis=0).astype(jnp.dtype(cfg.dtype))
+        x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+
+        q_slot = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+        new_cache = None
+        if cache is None:
+            mask = attention_mask(cfg, q_slot, positions, segment_ids, q_slot, positions, segment_ids)
+            attn = {"mask": mask}
+            kv = None
+        else:
+            idx = cache["index"]
+            q_slot = q_slot + idx
+            valid = jax.lax.dynamic_update_slice_in_dim(cache["valid"], (segment_ids > 0).astype(jnp.int32), idx, 1)
+            k_pos = jax.lax.dynamic_update_slice_in_dim(cache["pos"], positions, idx, 1)
+            s = valid.shape[1]
+            k_slot = jnp.broadcast_to(jnp.arange(s, dtype=jnp.int32), (b, s))
+            q_seg = (segment_ids > 0).astype(jnp.int32)
+            attn = {"mask": attention_mask(cfg, q_slot, positions, q_seg, k_slot, k_pos, valid), "cache_index": idx}
+            kv = {"k": cache["k"], "v": cache["v"]}
+            new_cache = {"valid": valid, "pos": k_pos, "index": idx + t}
+
+        block = DecoderLayer
+        if cfg.remat != "none":
+            block = nn.remat(block, prevent_cse=False, policy=_remat_policy(cfg.remat))
+        layers = nn.scan(
+            block,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=(nn.broadcast, nn.broadcast, 0),
+            length=cfg.n_layers,
+            metadata_params={nn.PARTITION_NAME: "layers"},
+        )(cfg, name="layers")
+        x, new_kv = layers(x, positions, attn, kv)
+        if new_cache is not None:
+            new_cache.update(new_kv)
+        x = RMSNorm(
+            cfg.rms_eps, axis_name="embed", dtype=jnp.dtype(cfg.dtype), param_dtype=_param_dtype(cfg), name="final_norm"
+        )(x)
+        return x, new_cache
+
+
+def head_matrix(params: dict) -> Array:
+    """The LM head as a [V, D] matrix (the embedding when tied)."""
+    return params["lm_head"] if "lm_head" in params else params["embed"]
+
+
+def logits(params: dict, hidden: Array, rows: Array | None = None) -> Array:
+    """Logits for `hidden` [..., D] over all vocabulary rows, or only `rows` (int array [R]) -> [..., R]."""
+    w = head_matrix(params)
+    if rows is not None:
+        w = jnp.take(w, rows, axis=0)
+    return jnp.einsum("...d,vd->...v", hidden, w.astype(hidden.dtype), preferred_element_type=jnp.float32)
+
+
+def init_cache(cfg: ModelConfig, batch: int, max_len: int, dtype: Any = None) -> Cache:
+    """An empty KV cache for `batch` rows and `max_len` slots."""
+    dtype = jnp.dtype(dtype or cfg.dtype)
+    shape = (cfg.n_layers, batch, max_len, cfg.n_kv_heads, cfg.head_dim)
+    return {
+        "k": jnp.zeros(shape, dtype),
+        "v": jnp.zeros(shape, dtype),
+        "valid": jnp.zeros((batch, max_len), jnp.int32),
+        "pos": jnp.zeros((batch, max_len), jnp.int32),
+        "index": jnp.zeros((), jnp.int32),
+    }
+
+
+def init_params(cfg: ModelConfig, rng: Array | int = 0) -> dict:
+    """Random params for tiny test models: N(0, 0.02) weights, unit norm scales, zero biases.
+
+    Filled on the host from the abstract shapes (an XLA-compiled Flax init costs seconds per config on CPU).
+    """
+    seed = int(jax.random.randint(rng, (), 0, 2**31 - 1)) if isinstance(rng, jax.Array) else int(rng)
+    gen = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        name = jax.tree_util.keystr(path)
+        if "scale" in name:
+            return jnp.ones(leaf.shape, leaf.dtype)
+        if "bias" in name:
+            return jnp.zeros(leaf.shape, leaf.dtype)
+        return jnp.asarray(gen.normal(0.0, 0.02, leaf.shape), leaf.dtype)
+
+    return jax.tree_util.tree_map_with_path(fill, nn.meta.unbox(abstract_params(cfg)))
+
+
+def abstract_params(cfg: ModelConfig) -> Any:
+    """Shapes/dtypes of the params with their logical-partitioning metadata, without allocating."""
+    return jax.eval_shape(lambda: Transformer(cfg).init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32)))["params"]

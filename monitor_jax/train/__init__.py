@@ -1,0 +1,1 @@
+"""Sharding, train state, losses and the training loop."""

@@ -1,0 +1,45 @@
+"""Install monitor_jax: pinned stack (DESIGN.md §2), `[test]` extra, `monitor-jax` console script."""
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    "jax==0.10.2",
+    "jaxlib==0.10.2",
+    "flax==0.12.8",
+    "optax==0.2.8",
+    "orbax-checkpoint==0.12.8",
+    "transformers==5.24.0",
+    "tokenizers==0.23.3",
+    "safetensors==0.8.0",
+    "tensorflow-datasets==4.9.10",
+    "ml-collections==1.1.0",
+    "gguf==0.19.0",
+    "grain==0.2.18",
+    "numpy==2.4.6",
+    "absl-py",
+    "jinja2",
+    "tqdm",
+    "matplotlib",
+    "tensorboardX",
+]
+
+TEST_REQUIRES = [
+    "pytest",
+    "scikit-learn",
+    "torch==2.13.0",  # CPU wheel on local disk; parity reference only, never imported by the product
+    "accelerate",
+    "nbclient",
+    "ipykernel",
+    "pyyaml",
+    "datasets",
+]
+
+setup(
+    name="monitor_jax",
+    version="0.1.0",
+    description="Train LLMs as prompted binary classifiers (monitors) in JAX/Flax and measure transfer.",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["monitor_jax", "monitor_jax.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": TEST_REQUIRES},
+    entry_points={"console_scripts": ["monitor-jax=monitor_jax.main:run"]},
+)
