@@ -11,11 +11,13 @@ INSTALL_REQUIRES = [
     "tokenizers==0.23.3",
     "safetensors==0.8.0",
     "tensorflow-datasets==4.9.10",
+    "importlib_resources==7.1.0",  # tfds builders inside a package resolve code_path with it (lazy import)
     "ml-collections==1.1.0",
     "gguf==0.19.0",
     "grain==0.2.18",
     "numpy==2.4.6",
     "absl-py",
+    "scikit-learn",  # shortcut baselines (length-only, TF-IDF) reported beside every task
     "jinja2",
     "tqdm",
     "matplotlib",
@@ -24,7 +26,6 @@ INSTALL_REQUIRES = [
 
 TEST_REQUIRES = [
     "pytest",
-    "scikit-learn",
     "torch==2.13.0",  # CPU wheel on local disk; parity reference only, never imported by the product
     "accelerate",
     "nbclient",
