@@ -10,6 +10,7 @@ Examples:
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -108,6 +109,20 @@ def _demo() -> int:
 
 
 def main(argv: list[str]) -> int:
+    """Runs one command; user errors (bad input, missing assets) print one line and return 1."""
+    from monitor_jax.data.assets import AssetError
+
+    try:
+        return _dispatch(argv)
+    except (ValueError, KeyError, AssetError) as e:
+        if os.environ.get("MONITOR_JAX_DEBUG"):
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"monitor-jax: error: {msg}  (MONITOR_JAX_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def _dispatch(argv: list[str]) -> int:
     cmd, args = (argv[1], argv[2:]) if len(argv) > 1 else (None, [])
     if cmd == "assets":
         return _assets(args)

@@ -1,0 +1,1 @@
+"""TFDS builders (array_record, no TensorFlow): the bundled suite and user JSONL data."""
