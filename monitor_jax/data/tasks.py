@@ -252,6 +252,7 @@ def register(task: Task, domain: Domain | None = None) -> None:
     """Adds a task (and its domain, for user data) to the registry."""
     if domain is not None:
         DOMAINS[domain.name] = domain
+        _ITEMS.pop(domain.name, None)  # a re-registered (edited) domain must not serve stale items
     if task.domain not in DOMAINS:
         raise KeyError(f"task {task.name!r}: unknown domain {task.domain!r}")
     TASKS[task.name] = task

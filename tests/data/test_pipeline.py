@@ -9,6 +9,8 @@ from monitor_jax.data import mixture as M
 from monitor_jax.data import pipeline as P
 from monitor_jax.model.tokenizer import Tokenizer
 
+POW2 = (128, 256, 512, 1024, 2048)  # a coarse scheme: these tests check mechanics, not padding
+
 TEMPLATE = "Here is a message:\n{input}\n\nDoes it ask for help with something harmful? Answer Yes or No."
 KEYS = {"tokens": np.int32, "positions": np.int32, "segment_ids": np.int32, "answer_index": np.int32,
         "label": np.int32, "label_ids": np.int32, "answer_id": np.int32, "loss_mask": np.float32,
@@ -128,11 +130,11 @@ def test_eval_batches_cover_every_example_once_with_constant_shapes(tok):
     examples = make_examples(45) + [P.InstructionExample("if0", "sg", ({"role": "user", "content": "q"},
                                                                       {"role": "assistant", "content": "a"}))]
     rows, _ = P.render_examples(tok, examples, 300)
-    buckets = P.bucket_lengths(P.DEFAULT_BUCKETS, 300)
+    buckets = P.bucket_lengths(POW2, 300)
     assert buckets == (128, 256, 300)
     seen, shapes = [], {}
     names = P.task_table(examples)
-    for batch in P.eval_batches(rows, 8, max_len=300):
+    for batch in P.eval_batches(rows, 8, POW2, max_len=300):
         assert set(batch) == set(KEYS) | {"id"} and batch["id"].dtype.kind == "U"
         assert all(batch[k].dtype == d for k, d in KEYS.items())
         t = batch["tokens"].shape[1]
@@ -186,7 +188,7 @@ def test_training_stream_deterministic_per_seed_and_resumable(tok, train_example
         _check_answer_slots(b)
     # The seed moves both the rows (within buckets) and the order of the buckets.
     rows, _ = P.render_examples(tok, train_examples, 512)
-    names, buckets = P.task_table(rows), P.bucket_lengths(P.DEFAULT_BUCKETS, 512)
+    names, buckets = P.task_table(rows), P.bucket_lengths(POW2, 512)
 
     def stream(seed, window):
         return _take(M.TrainStream(M.bucketed_dataset([(rows, 1.0)], batch_size=4, seed=seed, buckets=buckets,
@@ -204,7 +206,7 @@ def test_training_stream_deterministic_per_seed_and_resumable(tok, train_example
 
 def test_shards_are_disjoint_and_cover_with_hosts_agreeing_on_shapes(tok, train_examples):
     names = P.task_table(train_examples)
-    buckets = P.bucket_lengths(P.DEFAULT_BUCKETS, 512)
+    buckets = P.bucket_lengths(POW2, 512)
     shards = [P.render_examples(tok, M.shard(train_examples, i, 3), 512)[0] for i in range(3)]
     ids = [{r.id for r in rows} for rows in shards]
     assert sum(map(len, ids)) == len(train_examples) and set.union(*ids) == {e.id for e in train_examples}
@@ -219,5 +221,6 @@ def test_shards_are_disjoint_and_cover_with_hosts_agreeing_on_shapes(tok, train_
         assert len({b["tokens"].shape for b in step}) == 1
     drawn = [{i for b in bs for i in b["id"] if i} for bs in got]
     assert drawn == ids  # each host reads exactly its share, all of it
-    with_api = M.train_batches(tok, train_examples, batch_size=4, max_len=512, seed=0, shard_index=1, shard_count=3)
+    with_api = M.train_batches(tok, train_examples, batch_size=4, max_len=512, seed=0, shard_index=1, shard_count=3,
+                                buckets=POW2)
     assert {i for b in _take(with_api, 40) for i in b["id"]} == ids[1]

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import tensorflow_datasets as tfds
 
 from monitor_jax.data import assets, hygiene
-from monitor_jax.data.builders.suite import _record_to_item
+from monitor_jax.data.builders.suite import record_to_item
 from monitor_jax.data.sources import Item, item_id
 
 PARSER_VERSION = 1  # bump when parsing changes what a file yields: every user dataset then rebuilds
@@ -250,7 +250,7 @@ def load_jsonl_domain(spec: JsonlSpec) -> dict[str, list[Item]]:
 def load_prepared(builder: JsonlTask) -> dict[str, list[Item]]:
     out = {}
     for split, ds in builder.as_data_source().items():
-        out[split] = sorted((_record_to_item(ds[i]) for i in range(len(ds))), key=lambda it: it.id)
+        out[split] = sorted((record_to_item(ds[i]) for i in range(len(ds))), key=lambda it: it.id)
     return out
 
 

@@ -134,12 +134,12 @@ def load_domain(domain: str) -> dict[str, list[Item]]:
     builder.download_and_prepare()
     out = {}
     for split, ds in builder.as_data_source().items():
-        items = [_record_to_item(ds[i]) for i in range(len(ds))]
+        items = [record_to_item(ds[i]) for i in range(len(ds))]
         out[split] = sorted(items, key=lambda it: it.id)
     return out
 
 
-def _record_to_item(rec: dict) -> Item:
+def record_to_item(rec: dict) -> Item:
     ident = rec["id"].decode("utf-8")
     return Item(ident, ident.split(":", 1)[0], rec["text"].decode("utf-8"), json.loads(rec["meta"]))
 
