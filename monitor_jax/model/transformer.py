@@ -247,6 +247,10 @@ class Transformer(nn.Module):
     only within their own segment (default: all ones, i.e. no padding). With `cache`, the tokens are written at
     slots [cache["index"], cache["index"] + T) and a per-row validity mask is kept, so right-padded prompts of
     different lengths can be decoded together (the caller passes each row's own positions).
+
+    Split stacks (top-k training): `embeddings` replaces the token lookup with hidden states from lower layers,
+    and `final_norm=False` returns the residual stream un-normed, so running layers [0, n) then [n, L) with
+    the stacked `layers` params sliced on their leading axis equals the full forward (`split_params`).
     """
 
     cfg: ModelConfig
@@ -254,13 +258,15 @@ class Transformer(nn.Module):
     @nn.compact
     def __call__(
         self,
-        tokens: Array,
+        tokens: Array | None,
         positions: Array | None = None,
         segment_ids: Array | None = None,
         cache: Cache | None = None,
+        embeddings: Array | None = None,
+        final_norm: bool = True,
     ) -> tuple[Array, Cache | None]:
         cfg = self.cfg
-        b, t = tokens.shape
+        b, t = tokens.shape if embeddings is None else embeddings.shape[:2]
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
         if segment_ids is None:
@@ -281,7 +287,10 @@ class Transformer(nn.Module):
                 (cfg.vocab_size, cfg.d_model),
                 _param_dtype(cfg),
             )
-        x = jnp.take(embedding, tokens, axis=0).astype(jnp.dtype(cfg.dtype))
+        if embeddings is None:
+            x = jnp.take(embedding, tokens, axis=0).astype(jnp.dtype(cfg.dtype))
+        else:  # hidden states from a lower stack of layers (top-k training on cached features)
+            x = embeddings.astype(jnp.dtype(cfg.dtype))
         x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
 
         q_slot = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
@@ -316,10 +325,19 @@ class Transformer(nn.Module):
         x, new_kv = layers(x, positions, attn, kv)
         if new_cache is not None:
             new_cache.update(new_kv)
-        x = RMSNorm(
+        norm = RMSNorm(
             cfg.rms_eps, axis_name="embed", dtype=jnp.dtype(cfg.dtype), param_dtype=_param_dtype(cfg), name="final_norm"
-        )(x)
+        )
+        if final_norm:
+            x = norm(x)
         return x, new_cache
+
+
+def split_params(params: dict, n_lower: int) -> tuple[dict, dict]:
+    """Params of the lower n layers (embedding, no final norm use) and of the upper ones (head, final norm)."""
+    lower = {**params, "layers": jax.tree_util.tree_map(lambda x: x[:n_lower], params["layers"])}
+    upper = {**params, "layers": jax.tree_util.tree_map(lambda x: x[n_lower:], params["layers"])}
+    return lower, upper
 
 
 def head_matrix(params: dict) -> Array:

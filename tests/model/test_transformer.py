@@ -150,3 +150,17 @@ def test_config_rejects_bad_values():
         tiny("llama", n_kv_heads=3)
     with pytest.raises(ValueError, match="remat"):
         tiny("llama", remat="sometimes")
+
+
+def test_split_stack_equals_full_forward(model):
+    """Lower layers (no final norm) then upper layers from their hidden states == the full forward."""
+    cfg, params = model
+    tokens = jnp.asarray(np.random.default_rng(4).integers(0, cfg.vocab_size, (2, 9)))
+    segs = jnp.asarray([[1] * 9, [1] * 6 + [0] * 3])
+    full, _ = T.Transformer(cfg).apply({"params": params}, tokens, segment_ids=segs)
+    lower, upper = T.split_params(params, 1)
+    h, _ = T.Transformer(cfg.replace(n_layers=1)).apply({"params": lower}, tokens, segment_ids=segs, final_norm=False)
+    top, _ = T.Transformer(cfg.replace(n_layers=cfg.n_layers - 1)).apply(
+        {"params": upper}, None, segment_ids=segs, embeddings=h
+    )
+    np.testing.assert_allclose(np.asarray(top), np.asarray(full), atol=1e-5)
