@@ -18,7 +18,7 @@ from monitor_jax.data import assets, hygiene, sources
 from monitor_jax.data.sources import Item, make_item
 
 SPLIT_SEED = 0  # the one split seed of the suite; recorded in reports' data manifests
-VERSION = "1.0.0"
+VERSION = "1.1.0"  # bump whenever a domain's items change (sources, hygiene, generator): caches are keyed by it
 TWEETS_PER_SENTIMENT = 1500
 AGENT_TRANSCRIPTS = 1200
 
