@@ -1,0 +1,162 @@
+"""Base training config: every key `monitor-jax train` reads, with its default, top to bottom.
+
+    monitor-jax train --config=configs/base.py --workdir=/tmp/run [--config.optim.lr=3e-5 ...]
+
+Other configs start from `get_config()` here (loaded by path: `configs/` is not a package) and change what
+their experiment is about. Keys and their meaning:
+
+- `seed`: data order, subsampling, init of new params (LoRA).
+- `model`: `name` for `registry.load` (smollm2-135m, tiny-random-<family>, hf:DIR, gguf:FILE); compute `dtype`;
+  `remat` none|full|dots.
+- `mesh`: `shape` {data, fsdp, tensor} (one may be -1 = the rest of the devices); `rules` logical->mesh axes
+  (None: `train.sharding.DEFAULT_RULES`); `strict`: error instead of replicating non-dividing dims.
+- `train`: `mode` full | lora | top_k_layers; `top_k` (top_k_layers: the top k of L layers train, the lower
+  L-k and the embedding are frozen); `frozen_dtype` storage dtype of frozen params; `lora.{rank, alpha,
+  targets}`; `cache_features` (top_k_layers only: compute the frozen lower layers once per distinct example
+  and train the top k from the cache, `train/features.py`); `feature_store` memory | disk (an np.memmap
+  file in the workdir).
+- `optim`: AdamW with linear warmup then `decay` (cosine | linear | constant) to `total_steps`; `clip_norm`
+  global-norm clipping (0: none); `grad_accum` micro-batches per optimizer step. `total_steps` is the length
+  of the run in optimizer steps.
+- `loss`: `kind` full_vocab (CE over the vocabulary at the answer slot) | two_way (CE over the two label
+  tokens); `reduction` example_mean (each row counts once: the single label token and a long IF answer weigh
+  the same) | token_mean (every target token counts once: long IF answers swamp the label token — the C5
+  "done badly" setting); `if_weight` scales the IF rows' loss.
+- `data`: `max_len` tokens per row (longer inputs lose their middle), `batch_size` rows per micro-batch
+  (global, over all hosts), `buckets` length buckets (None: the pipeline's default), `task_files` user task
+  files (JSON/YAML, README "How to add a task") registered before anything is read, and `stages`: a list of
+  stages run in order, each `steps` optimizer steps (None on the last stage: until `optim.total_steps`) with
+  weighted `components`. A task component reads the train split of each of its `tasks` under one `prompt`
+  (`limit_per_task`, `balance` as in `tasks.examples`); an instruction component (`instruction=True`) reads
+  the ShareGPT IF pool (`limit`). `weight` = sampling share, `loss_weight` scales the component's loss.
+  Each optimizer step draws grad_accum x batch_size rows of ONE length bucket (`train/data.py`).
+- `eval`: periodic held-out evaluation every `every` steps (0: only at the end) on the `split` ("validation":
+  checkpoints and the best step are chosen on validation only) of `tasks` (primary prompt,
+  `limit_per_task` stratified); `at_start` also evaluates the untrained model at step 0.
+- `checkpoint`: Orbax checkpoint (state + data-iterator position) every `every` steps and at the end,
+  keeping the last `keep`. Re-running the same command resumes from the latest one.
+- `log_every`: steps between lines of `metrics.jsonl` / TensorBoard points.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def task_component(name: str, tasks: Sequence[str], weight: float = 1.0, *, prompt: str = "primary",
+                   loss_weight: float = 1.0, limit_per_task: int | None = None,
+                   balance: float | None = None) -> ml_collections.ConfigDict:
+    """A mixture component of classification examples: the train split of `tasks` under `prompt`."""
+    c = ml_collections.ConfigDict()
+    c.name = name
+    c.tasks = tuple(tasks)
+    c.prompt = prompt
+    c.weight = float(weight)
+    c.loss_weight = float(loss_weight)
+    c.limit_per_task = config_dict.placeholder(int) if limit_per_task is None else int(limit_per_task)
+    c.balance = config_dict.placeholder(float) if balance is None else float(balance)
+    return c
+
+
+def instruction_component(name: str = "if", weight: float = 1.0, *, loss_weight: float = 1.0,
+                          limit: int | None = None) -> ml_collections.ConfigDict:
+    """A mixture component of instruction-following chats (the ShareGPT IF pool, train split)."""
+    c = ml_collections.ConfigDict()
+    c.name = name
+    c.instruction = True
+    c.weight = float(weight)
+    c.loss_weight = float(loss_weight)
+    c.limit = config_dict.placeholder(int) if limit is None else int(limit)
+    return c
+
+
+def stage(steps: int | None, *components: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """`components` mixed for `steps` optimizer steps (None: until the end of the run; last stage only)."""
+    s = ml_collections.ConfigDict()
+    s.steps = config_dict.placeholder(int) if steps is None else int(steps)
+    s.components = list(components)
+    return s
+
+
+def lock(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """`config.lock()`, also on the ConfigDicts inside lists (stages, components), which lock() skips."""
+    def walk(x):
+        if isinstance(x, ml_collections.ConfigDict):
+            x.lock()
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                walk(v)
+    walk(config)
+    return config
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    del arg
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.log_every = 10
+
+    c.model = ml_collections.ConfigDict()
+    c.model.name = "smollm2-135m"
+    c.model.dtype = "float32"
+    c.model.remat = "full"
+
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.shape = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
+    c.mesh.rules = config_dict.placeholder(tuple)
+    c.mesh.strict = False
+
+    c.train = ml_collections.ConfigDict()
+    c.train.mode = "full"
+    c.train.top_k = 2
+    c.train.frozen_dtype = "float32"
+    c.train.cache_features = False
+    c.train.feature_store = "memory"
+    c.train.lora = ml_collections.ConfigDict()
+    c.train.lora.rank = 8
+    c.train.lora.alpha = 16.0
+    c.train.lora.targets = ("q", "k", "v", "o", "gate", "up", "down")
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.lr = 1e-4
+    c.optim.warmup_steps = 10
+    c.optim.decay = "cosine"
+    c.optim.total_steps = 200
+    c.optim.weight_decay = 0.0
+    c.optim.b1 = 0.9
+    c.optim.b2 = 0.999
+    c.optim.eps = 1e-8
+    c.optim.clip_norm = 1.0
+    c.optim.grad_accum = 1
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.kind = "full_vocab"
+    c.loss.reduction = "example_mean"
+    c.loss.if_weight = 1.0
+
+    c.data = ml_collections.ConfigDict()
+    c.data.max_len = 512
+    c.data.batch_size = 8
+    c.data.buckets = config_dict.placeholder(tuple)
+    c.data.task_files = ()
+    c.data.stages = [
+        stage(None, task_component("harm", ["requests/harmful"], 1.0, balance=1.0),
+              instruction_component("if", 0.2, limit=2000)),
+    ]
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.every = 50
+    c.eval.at_start = False
+    c.eval.tasks = ("requests/harmful", "news/sports", "tweets/negative")
+    c.eval.split = "validation"
+    c.eval.limit_per_task = 200
+    c.eval.batch_size = 8
+
+    c.checkpoint = ml_collections.ConfigDict()
+    c.checkpoint.every = 50
+    c.checkpoint.keep = 2
+    return lock(c)

@@ -1,0 +1,438 @@
+"""The training loop: `train_and_evaluate(config, workdir, evaluate)` — data stream, sharded state, jitted step,
+checkpoints that resume exactly, metric files, periodic held-out evaluation, best step, HF export.
+
+Workdir layout (written by process 0 only; checkpoints by every process, as Orbax needs):
+  config.json            the config of the (latest) launch
+  data_stats.json        rows/tokens per mixture component, truncations per task (this host's shard)
+  checkpoints/<step>/    Orbax: `state` (step, trainable params, optimizer state; the frozen base is rebuilt
+                         from the model, so LoRA/top-k checkpoints stay small) + `data` (JSON: the iterator
+                         position, the metric window, the best-so-far record, the token count)
+  metrics.jsonl          one JSON line per logged step: `train/*` (means over the log window; counts summed),
+                         `train/tokens` (cumulative real tokens, all hosts), `data/<component>/loss_tokens`
+                         (cumulative, process 0's shard), `eval/*` at evaluation steps; `time/*`
+                         (wall clock) and `cache/*` (feature-cache counters) depend on the launch
+  tb/                    the same scalars as TensorBoard event files (tensorboardX)
+  best.json              the best evaluated step by `eval/mean_auroc` (validation only; the untrained model of
+                         `eval.at_start` is logged as the baseline, not a candidate)
+  export/step_N/         HF directories (`weights.save_hf`) of the final params and of the best step's;
+                         load them with `registry.load("hf:DIR")`
+
+Resume: the same command restores the latest checkpoint (state + iterator + loop records), truncates
+metrics.jsonl to the restored step, purges later TensorBoard points and exports, and continues; the run is
+then identical to an uninterrupted one (tests/train/test_loop.py checks bit-equality on CPU).
+
+A step whose loss or grad norm is not finite raises `TrainingDiverged` naming the step (the state of the step
+before is not saved over anything). Metrics of step s are fetched after step s+1 is dispatched, so the host
+prepares the next batch while the device works; checkpoints, evaluations and the end wait for them first.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from monitor_jax.model import registry, weights
+from monitor_jax.train import data as data_lib
+from monitor_jax.train import sharding
+from monitor_jax.train import state as state_lib
+from monitor_jax.train import step as step_lib
+
+log = logging.getLogger(__name__)
+
+Evaluate = Callable[[Any, int], dict[str, float]]
+METRICS_FILE = "metrics.jsonl"
+BEST_FILE = "best.json"
+_MEAN_KEYS = ("loss", "accuracy", "grad_norm", "cls_loss", "if_loss")
+_SUM_KEYS = ("n_examples", "n_tokens", "n_classification")
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss or gradient norm of a step was NaN or infinite."""
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def read_metrics(workdir: str | os.PathLike) -> list[dict]:
+    """The complete lines of `workdir/metrics.jsonl` (a torn last line, if any, is ignored)."""
+    path = Path(workdir) / METRICS_FILE
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        if line.endswith("\n"):
+            rows.append(json.loads(line))
+    return rows
+
+
+def _summary_writer() -> type:
+    """tensorboardX's SummaryWriter, imported without torch: tensorboardX imports torch when it is installed
+    (seconds, and the product never imports torch); it works without it."""
+    import sys
+
+    if "tensorboardX" in sys.modules or "torch" in sys.modules:
+        from tensorboardX import SummaryWriter
+        return SummaryWriter
+    sys.modules["torch"] = None  # type: ignore[assignment]  # makes `import torch` raise ImportError
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        del sys.modules["torch"]
+    return SummaryWriter
+
+
+class MetricLog:
+    """metrics.jsonl (each line appended with one write(2) on an O_APPEND fd: a crash leaves no half line) and
+    TensorBoard scalars. On resume, lines and TensorBoard points after `resume_step` are dropped."""
+
+    def __init__(self, workdir: Path, resume_step: int | None, enabled: bool = True):
+        self.enabled = enabled
+        if not enabled:
+            return
+        self.path = workdir / METRICS_FILE
+        if resume_step is not None:
+            keep = [r for r in read_metrics(workdir) if r.get("step", 0) <= resume_step]
+            _atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in keep))
+        elif self.path.exists():
+            self.path.unlink()  # a fresh run (no checkpoint): start a fresh log
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # TensorBoard hides points at steps >= purge_step: those a crashed launch wrote after the checkpoint.
+        self.tb = _summary_writer()(str(workdir / "tb"), purge_step=resume_step + 1 if resume_step else None)
+
+    def write(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        os.write(self._fd, (json.dumps(row) + "\n").encode("utf-8"))
+        step = int(row["step"])
+        for key, value in row.items():
+            if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
+                self.tb.add_scalar(key, value, step)
+        self.tb.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            os.close(self._fd)
+            self.tb.close()
+
+
+class _Window:
+    """Running sums of the per-step metrics between two log lines (JSON round-trips exactly)."""
+
+    def __init__(self, state: dict | None = None):
+        self.s = dict(state) if state else {"steps": 0}
+
+    def add(self, m: dict[str, float], real_tokens: int) -> None:
+        self.s["steps"] += 1
+        for k in _MEAN_KEYS + _SUM_KEYS:
+            if k in m:
+                self.s[k] = self.s.get(k, 0.0) + m[k]
+        self.s["lr"] = m.get("lr", 0.0)
+        self.s["real_tokens"] = self.s.get("real_tokens", 0) + real_tokens
+
+    def row(self) -> dict[str, float]:
+        n = max(self.s["steps"], 1)
+        out = {f"train/{k}": self.s[k] / n for k in _MEAN_KEYS if k in self.s}
+        out.update({f"train/{k}": self.s[k] for k in _SUM_KEYS if k in self.s})
+        out["train/lr"] = self.s.get("lr", 0.0)
+        return out
+
+
+@jax.jit
+def _count_tokens(segment_ids: jax.Array) -> jax.Array:
+    return jnp.sum(segment_ids > 0, dtype=jnp.int32)
+
+
+def _saved_part(tree: Any) -> dict:
+    """What a checkpoint holds of a TrainState (of arrays or of shardings): everything but the frozen base."""
+    return {"step": tree.step, "trainable": tree.trainable, "opt_state": tree.opt_state}
+
+
+def _host(tree: Any) -> Any:
+    """Params as host numpy arrays (gathered across processes when sharded over several hosts)."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    if leaves and not all(getattr(x, "is_fully_addressable", True) for x in leaves):
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.tree_util.tree_map(np.asarray, tree)
+
+
+def _reproducible(row: dict) -> dict:
+    """A metrics row without the keys that depend on the machine or the launch: `time/*` and `cache/*`."""
+    return {k: v for k, v in row.items() if not k.startswith(("time/", "cache/"))}
+
+
+def _finite_mean(values: list[float]) -> float:
+    vals = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+class _Run:
+    """One launch of `train_and_evaluate` (kept in an object so the steps below stay small)."""
+
+    def __init__(self, config: Any, workdir: str | os.PathLike, evaluate: Evaluate | None, model: Any,
+                 progress: bool):
+        import orbax.checkpoint as ocp
+
+        self.ocp = ocp
+        self.config, self.evaluate = config, evaluate
+        self.workdir = Path(workdir).absolute()
+        self.main = jax.process_index() == 0
+        self.total = int(config.optim.total_steps)
+        if self.total < 1:
+            raise ValueError(f"config.optim.total_steps must be >= 1, got {self.total}")
+        self.every = {k: int(config[k].every) for k in ("checkpoint", "eval")}
+        self.log_every = max(1, int(config.log_every))
+        self.track_best = evaluate is not None and config.eval.split == "validation"
+        if evaluate is not None and not self.track_best:
+            log.warning("config.eval.split=%r: the best step is chosen on 'validation' only; not tracking it",
+                        config.eval.split)
+        if self.main:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            text = config.to_json_best_effort(indent=2) + "\n"
+            old = self.workdir / "config.json"
+            if old.exists() and old.read_text(encoding="utf-8") != text:
+                log.warning("%s: the config differs from the previous launch's; a resumed run follows the new one "
+                            "(the old one is kept as config.previous.json)", self.workdir)
+                os.replace(old, self.workdir / "config.previous.json")
+            _atomic_write(old, text)
+
+        self.model = model if model is not None else registry.load(config.model.name)
+        self.mesh = sharding.make_mesh(config.mesh.shape)
+        self.state, self.shardings = state_lib.create_train_state(config, self.model, self.mesh)
+        self.stream = data_lib.train_batches(self.model.tokenizer, config)
+        self.train_step = step_lib.make_train_step(config, self.model.cfg, self.mesh, self.shardings)
+        self.features = None
+        if config.train.mode == "top_k_layers" and config.train.get("cache_features", False):
+            from monitor_jax.train import features
+
+            self.features = features.FeatureCache(config, self.model.cfg, self.mesh, self.shardings.frozen,
+                                                  self.workdir)
+
+        options = ocp.CheckpointManagerOptions(max_to_keep=max(1, int(config.checkpoint.keep)), create=True)
+        self.ckpt = ocp.CheckpointManager(self.workdir / "checkpoints", options=options)
+        self.records = {"window": None, "best": None, "tokens": 0, "last_row": None}
+        self.start = self._restore()
+        self.window = _Window(self.records["window"])
+        self.metric_log = MetricLog(self.workdir, self.start if self.start else None, self.main)
+        if self.main:
+            self._write_best()
+            _atomic_write(self.workdir / "data_stats.json", json.dumps(self.stream.stats(), indent=2) + "\n")
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.total, initial=self.start, desc="train", unit="step",
+                        disable=not (progress and self.main), dynamic_ncols=True)
+        self.last_saved = self.start if self.start else None
+        self.tick = time.perf_counter()
+
+    # --- checkpoints -------------------------------------------------------------------------------------------
+
+    def _restore(self) -> int:
+        ocp = self.ocp
+        latest = self.ckpt.latest_step()
+        if latest is None:
+            if self.main:  # outputs an older run left in this workdir (metrics.jsonl: MetricLog, best.json below)
+                for name in ("export", "tb"):
+                    shutil.rmtree(self.workdir / name, ignore_errors=True)
+            return 0
+        target = jax.tree_util.tree_map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                                        _saved_part(self.state), _saved_part(self.shardings))
+        restored = self.ckpt.restore(latest, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
+                                                                      data=ocp.args.JsonRestore()))
+        self.state = self.state.replace(**restored["state"])
+        data = restored["data"]
+        self.stream.set_state(data["iterator"])
+        self.records.update(data["records"])
+        step = int(np.asarray(self.state.step))
+        if step != latest:
+            raise ValueError(f"checkpoint {latest} holds state step {step}")
+        if latest > self.total:
+            raise ValueError(f"{self.workdir} holds a checkpoint at step {latest}, beyond config.optim.total_steps="
+                             f"{self.total}; use a new --workdir (or a larger total_steps)")
+        if self.main:
+            for d in (self.workdir / "export").glob("step_*"):  # exports a crashed launch made after the restore
+                if d.name[5:].isdigit() and int(d.name[5:]) > latest:
+                    shutil.rmtree(d, ignore_errors=True)
+        log.info("resumed from %s at step %d", self.workdir / "checkpoints", latest)
+        return latest
+
+    def _save(self, s: int) -> None:
+        ocp = self.ocp
+        self.records["window"] = self.window.s
+        data = {"iterator": self.stream.get_state(), "records": self.records}
+        self.ckpt.save(s, args=ocp.args.Composite(state=ocp.args.StandardSave(_saved_part(self.state)),
+                                                  data=ocp.args.JsonSave(data)))
+        self.last_saved = s
+
+    # --- metrics -----------------------------------------------------------------------------------------------
+
+    def _finish(self, pending: tuple) -> dict | None:
+        """Fetch the metrics of a dispatched step, check them, add them to the window; a row on log steps."""
+        s, metrics, real_tokens, stage = pending
+        metrics, real_tokens = jax.device_get((metrics, real_tokens))
+        m = {k: float(v) for k, v in metrics.items()}
+        real_tokens = int(real_tokens)
+        if not (m.get("finite", 1.0) > 0 and math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"])):
+            raise TrainingDiverged(
+                f"non-finite loss at step {s}: loss={m['loss']}, grad_norm={m['grad_norm']}, lr={m.get('lr')}; "
+                f"stopped (the step was not applied; last checkpoint: {self.last_saved})")
+        self.window.add(m, real_tokens)
+        self.records["tokens"] += real_tokens
+        self.bar.update(1)
+        if s % self.log_every and s != self.total:
+            return None
+        now = time.perf_counter()
+        elapsed, self.tick = now - self.tick, now
+        row = {"step": s, **self.window.row(), "train/tokens": self.records["tokens"], "train/stage": stage}
+        for name, (_, _, loss_tokens) in self.stream.get_state()["seen"].items():
+            row[f"data/{name}/loss_tokens"] = loss_tokens
+        tps = self.window.s.get("real_tokens", 0) / max(elapsed, 1e-9)
+        row.update({"time/tokens_per_s": tps, "time/s_per_step": elapsed / max(self.window.s["steps"], 1)})
+        if self.features is not None:
+            row.update({f"cache/{k}": v for k, v in self.features.stats().items()})
+        self.bar.set_postfix(loss=f"{row['train/loss']:.4f}", tok_s=f"{tps:.0f}", refresh=False)
+        self.window = _Window()
+        self.records["last_row"] = _reproducible(row)
+        return row
+
+    # --- evaluation and export ---------------------------------------------------------------------------------
+
+    def _full_params(self) -> Any:
+        return state_lib.full_params(self.state, self.config, self.model.cfg)
+
+    def _export(self, s: int, params: Any | None = None) -> Path:
+        path = self.workdir / "export" / f"step_{s}"
+        host = _host(params if params is not None else self._full_params())
+        if self.main:
+            weights.save_hf(host, self.model.cfg, path, tokenizer=self.model.tokenizer)
+        return path
+
+    def _write_best(self) -> None:
+        best = self.records["best"]
+        if best is not None:
+            _atomic_write(self.workdir / BEST_FILE, json.dumps(best, indent=2) + "\n")
+        elif (self.workdir / BEST_FILE).exists():
+            (self.workdir / BEST_FILE).unlink()
+
+    def _eval(self, s: int) -> dict[str, float]:
+        params = self._full_params()
+        res = {k: float(v) for k, v in self.evaluate(params, s).items()}
+        aurocs = [v for k, v in res.items() if k.startswith("auroc/")]
+        if aurocs:
+            res["mean_auroc"] = _finite_mean(aurocs)
+        row = {f"eval/{k}": v for k, v in res.items()}
+        if self.main:
+            self.bar.write(f"step {s}: " + ", ".join(f"{k}={v:.4f}" for k, v in row.items()))
+        score = res.get("mean_auroc", float("nan"))
+        best = self.records["best"]
+        if self.track_best and s > 0 and math.isfinite(score) and (best is None or score > best["eval/mean_auroc"]):
+            old = best["step"] if best else None
+            path = self._export(s, params)
+            self.records["best"] = {"step": s, "eval/mean_auroc": score, "metrics": row, "export": str(path)}
+            if self.main:
+                self._write_best()
+                if old is not None and old != s:
+                    shutil.rmtree(self.workdir / "export" / f"step_{old}", ignore_errors=True)
+        return row
+
+    # --- the loop ----------------------------------------------------------------------------------------------
+
+    def _is(self, what: str, s: int) -> bool:
+        every = self.every[what]
+        return s == self.total or (every > 0 and s % every == 0)
+
+    def _next_batch(self, s: int) -> dict:
+        try:
+            return next(self.stream)
+        except StopIteration:
+            raise ValueError(f"config.data.stages ran out of batches at step {s} of config.optim.total_steps="
+                             f"{self.total}") from None
+
+    def run(self) -> dict[str, Any]:
+        try:
+            if self.start >= self.total:
+                return self._done()
+            if self.start == 0 and self.evaluate is not None and self.config.eval.get("at_start", False):
+                self.metric_log.write({"step": 0, **self._eval(0)})
+            pending = None
+            for s in range(self.start + 1, self.total + 1):
+                batch = self._next_batch(s)
+                stage = self.stream.stage
+                if self.features is not None:
+                    batch = self.features.add_features(batch, self.state.frozen)
+                arrays = sharding.shard_batch(batch, self.mesh)
+                real = _count_tokens(arrays["segment_ids"])  # global (all hosts), fetched with the metrics
+                self.state, metrics = self.train_step(self.state, arrays)
+                if pending is not None:
+                    row = self._finish(pending)
+                    if row is not None:
+                        self.metric_log.write(row)
+                pending = (s, metrics, real, stage)
+                boundary = self._is("checkpoint", s) or (self.evaluate is not None and self._is("eval", s))
+                if boundary:
+                    row = self._finish(pending)
+                    pending = None
+                    if self.evaluate is not None and self._is("eval", s):
+                        row = {**(row or {"step": s}), **self._eval(s)}
+                        self.records["last_row"] = _reproducible(row)
+                    if row is not None:
+                        self.metric_log.write(row)
+                    if self._is("checkpoint", s):
+                        self._save(s)
+            if pending is not None:
+                row = self._finish(pending)
+                if row is not None:
+                    self.metric_log.write(row)
+            return self._done()
+        finally:
+            self.close()
+
+    def _done(self) -> dict[str, Any]:
+        if self.last_saved != self.total:
+            self._save(self.total)
+        self.ckpt.wait_until_finished()
+        best = self.records["best"]
+        path = self.workdir / "export" / f"step_{self.total}"
+        if not (best and best["step"] == self.total):  # (a decision every host takes alike: _export gathers)
+            path = self._export(self.total)
+        out = {**(self.records["last_row"] or {"step": self.total}), "export": str(path)}
+        if best is not None:
+            out.update({"best_step": best["step"], "best/eval/mean_auroc": best["eval/mean_auroc"],
+                        "best_export": best["export"]})
+        return out
+
+    def close(self) -> None:
+        self.bar.close()
+        self.ckpt.wait_until_finished()
+        self.ckpt.close()
+        self.metric_log.close()
+        if self.features is not None:
+            self.features.close()
+
+
+def train_and_evaluate(config: Any, workdir: str | os.PathLike, evaluate: Evaluate | None = None, *,
+                       model: Any = None, progress: bool = True) -> dict[str, Any]:
+    """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns the final metrics.
+
+    evaluate(params, step) -> {"auroc/<task>": x, ...}: called with the full param tree every `config.eval.every`
+    steps and at the end, on every process (it may use collectives); the mean of its `auroc/*` values picks the
+    best step when `config.eval.split == "validation"`. `model`: a `registry.LoadedModel` to start from
+    (default `registry.load(config.model.name)`). Returns the last logged row (`train/*`, `eval/*`), `export`
+    (the final HF dir) and, when tracked, `best_step`, `best/eval/mean_auroc`, `best_export`.
+    """
+    return _Run(config, workdir, evaluate, model, progress).run()

@@ -1,0 +1,113 @@
+"""Cached lower-layer features: they equal the lower stack, are computed once per distinct row, and top-k training
+from the cache follows the same loss curve and reaches the same params as top-k training without it."""
+import importlib.util
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from monitor_jax.model import registry, transformer
+from monitor_jax.train import data as data_lib
+from monitor_jax.train import features, loop, sharding
+from monitor_jax.train import state as state_lib
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("cfg_tiny_features", ROOT / "configs" / "tiny.py")
+TINY = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(TINY)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def xla_cache(tmp_path_factory):
+    """A persistent XLA compile cache shared by this session's train tests: identical programs compile once."""
+    from jax._src import compilation_cache
+
+    path = tmp_path_factory.getbasetemp() / "xla-cache"
+    path.mkdir(exist_ok=True)
+    old = (jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    compilation_cache.reset_cache()
+    yield
+    jax.config.update("jax_compilation_cache_dir", old[0])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", old[1])
+    compilation_cache.reset_cache()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return registry.load("tiny-random-llama")
+
+
+def _config(cache: bool, steps: int = 4):
+    c = TINY.get_config("top_k")
+    c.train.cache_features = cache
+    c.optim.total_steps = steps
+    c.checkpoint.every = steps
+    c.eval.tasks = ()
+    c.log_every = 1
+    c.data.stages[0].components[0].limit_per_task = 16  # 4 steps x 8 rows = 2 epochs: rows repeat
+    return c
+
+
+@pytest.mark.parametrize("store", ["memory", "disk"])
+def test_features_equal_the_lower_stack_and_are_computed_once(tmp_path, model, store):
+    config = _config(True)
+    config.train.feature_store = store
+    mesh = sharding.make_mesh(config.mesh.shape)
+    state, shardings = state_lib.create_train_state(config, model, mesh)
+    cache = features.FeatureCache(config, model.cfg, mesh, shardings.frozen, tmp_path)
+    batch = next(data_lib.train_batches(model.tokenizer, config))
+    batch["segment_ids"][0, -1] = 0  # one padding row: zeros, never computed
+    batch["tokens"][0, -1] = model.tokenizer.pad_id
+    out = cache.add_features(batch, state.frozen)
+    emb = out["embeddings"]
+    assert emb.shape == (*batch["tokens"].shape, model.cfg.d_model)
+    n_real = int((batch["segment_ids"].sum(-1) > 0).sum())
+    assert cache.stats()["features/misses"] <= n_real and cache.stats()["features/hits"] + \
+        cache.stats()["features/misses"] == n_real
+
+    # Equal to the frozen lower layer run directly, at every real position; padding positions are zeros.
+    lower, _ = transformer.split_params(jax.tree_util.tree_map(np.asarray, model.params), model.cfg.n_layers - 1)
+    tok, pos, seg = (jnp.asarray(batch[k][0]) for k in ("tokens", "positions", "segment_ids"))
+    ref = np.asarray(features.lower_forward(model.cfg.replace(n_layers=1, remat="none"), lower, tok, pos, seg))
+    real = np.asarray(seg) > 0
+    np.testing.assert_allclose(emb[0][real], ref[real], rtol=1e-5, atol=1e-5)
+    assert not emb[0][~real].any()
+
+    # ... and the upper layer on them gives the full model's hidden states.
+    _, upper = transformer.split_params(jax.tree_util.tree_map(np.asarray, model.params), model.cfg.n_layers - 1)
+    full, _ = transformer.Transformer(model.cfg).apply({"params": model.params}, tok, pos, seg)
+    top, _ = transformer.Transformer(model.cfg.replace(n_layers=1)).apply(
+        {"params": upper}, None, pos, seg, embeddings=jnp.asarray(emb[0]))
+    np.testing.assert_allclose(np.asarray(top)[real], np.asarray(full)[real], rtol=1e-4, atol=1e-5)
+
+    misses = cache.stats()["features/misses"]
+    again = cache.add_features(batch, state.frozen)  # every row is cached now: nothing is recomputed
+    assert cache.stats()["features/misses"] == misses
+    np.testing.assert_array_equal(again["embeddings"], emb)
+    cache.close()
+
+
+def test_cache_needs_a_frozen_lower_stack(model):
+    config = _config(True)
+    config.train.top_k = model.cfg.n_layers
+    with pytest.raises(ValueError, match="top_k"):
+        features.FeatureCache(config, model.cfg, sharding.make_mesh(config.mesh.shape), None)
+
+
+def test_cached_topk_training_equals_uncached(tmp_path, model):
+    cached = loop.train_and_evaluate(_config(True), tmp_path / "cached", model=model, progress=False)
+    plain = loop.train_and_evaluate(_config(False), tmp_path / "plain", model=model, progress=False)
+    a, b = loop.read_metrics(tmp_path / "cached"), loop.read_metrics(tmp_path / "plain")
+    assert [r["step"] for r in a] == [r["step"] for r in b] == [1, 2, 3, 4]
+    for key in ("train/loss", "train/grad_norm", "train/accuracy"):
+        np.testing.assert_allclose([r[key] for r in a], [r[key] for r in b], rtol=1e-5, atol=1e-6, err_msg=key)
+    assert a[-1]["cache/features/misses"] > 0 and a[-1]["cache/features/hits"] > 0  # reused across steps
+    pa, pb = (jax.tree_util.tree_map(np.asarray, registry.load(f"hf:{r['export']}").params) for r in (cached, plain))
+    jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), pa, pb)
+    init = jax.tree_util.tree_map(np.asarray, model.params)
+    assert not np.allclose(pa["layers"]["mlp"]["up"]["kernel"][1], init["layers"]["mlp"]["up"]["kernel"][1])
+    np.testing.assert_array_equal(pa["layers"]["mlp"]["up"]["kernel"][0], init["layers"]["mlp"]["up"]["kernel"][0])
