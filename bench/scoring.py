@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
-import subprocess
 import sys
 import time
 
@@ -36,42 +34,11 @@ from monitor_jax.data import pipeline, tasks
 from monitor_jax.eval import multi_policy, scoring
 from monitor_jax.model import registry
 
+import common
+from common import machine, median_time, wait_quiet
+
 MAX_LEN = 2048
 BATCH = 8
-
-
-def machine() -> str:
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), "?")
-    return f"{model}, {os.cpu_count()} cores, {platform.machine()}"
-
-
-def wait_quiet(max_load: float, wait_s: float) -> float:
-    """Waits until the 1-minute load average is below `max_load` (at most `wait_s`); returns it."""
-    start = time.time()
-    while os.getloadavg()[0] >= max_load and time.time() - start < wait_s:
-        time.sleep(10)
-    return os.getloadavg()[0]
-
-
-def median_time(fn, repeats: int) -> tuple[float, list[float]]:
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts)), ts
-
-
-def load_torch():
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    torch.set_num_threads(os.cpu_count())
-    path = registry.smollm2_gguf_path()
-    model = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
-                                                 dtype=torch.float32)
-    return model.eval()
 
 
 def torch_logp(model, rows: list[np.ndarray], label_ids: np.ndarray, pad_id: int) -> np.ndarray:
@@ -271,7 +238,7 @@ def main() -> None:
     start = time.time()
     m = registry.load("smollm2-135m")
     m.params = jax.device_put(m.params)  # loaded as numpy; the scoring entry points do this themselves
-    tmodel = load_torch() if {"fixed", "mix"} & set(parts) else None
+    tmodel = common.load_torch_smollm2().eval() if {"fixed", "mix"} & set(parts) else None
     rows = suite_rows(m.tokenizer, args.n_examples, args.seed)
     rep = Report()
     rep.add("| measurement | JAX tok/s | PyTorch tok/s | ratio | target | notes |")
@@ -302,13 +269,7 @@ def main() -> None:
         f"Took {time.time() - start:.0f} s. Tokens/s = prompt tokens (padding excluded) per second.",
         "",
     ]
-    text = "\n".join(head + rep.lines) + "\n"
-    tmp = args.out + ".tmp"
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, args.out)
-    print(f"wrote {args.out}")
+    common.write_result(args.out, "\n".join(head + rep.lines) + "\n")
 
 
 if __name__ == "__main__":

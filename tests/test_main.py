@@ -63,3 +63,30 @@ def test_eval_writes_a_report(tmp_path):
     assert out.returncode == 0, out.stderr
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert "requests/harmful" in json.dumps(report) and (tmp_path / "rep" / "report.md").exists()
+
+
+def test_generate_a_prompt_and_a_jsonl_file(tmp_path):
+    out = _run("generate", "--model=tiny-random-llama", "--prompt=Say hi", "--max_new_tokens=3")
+    assert out.returncode == 0, out.stderr
+    rows = tmp_path / "prompts.jsonl"
+    rows.write_text('{"id": "a", "prompt": "Say hi"}\n{"prompt": [{"role": "user", "content": "Count to 3"}]}\n')
+    out_file = tmp_path / "gen.jsonl"
+    out2 = _run("generate", "--model=tiny-random-llama", f"--input={rows}", f"--output={out_file}",
+                "--max_new_tokens=3")
+    assert out2.returncode == 0, out2.stderr
+    lines = [json.loads(x) for x in out_file.read_text().splitlines()]
+    assert [r["id"] for r in lines] == ["a", "1"] and all(r["new_tokens"] <= 3 for r in lines)
+    assert lines[0]["text"] == out.stdout.rstrip("\n")  # greedy: the same continuation both ways
+    rows.write_text('{"prompt": "ok"}\n{"text": "no prompt field"}\n')
+    bad = _run("generate", "--model=tiny-random-llama", f"--input={rows}", f"--output={tmp_path / 'x.jsonl'}")
+    assert bad.returncode == 1 and f"{rows}:2" in bad.stderr and not (tmp_path / "x.jsonl").exists()
+
+
+def test_think_writes_scores_with_reasoning(tmp_path):
+    out = _run("think", "--model=tiny-random-llama", "--tasks=requests/harmful", "--limit_per_task=8", "--budget=3",
+               "--max_len=256", f"--out={tmp_path}")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(x) for x in (tmp_path / "requests__harmful.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 and all("reasoning" in r and r["reasoning_tokens"] <= 3 for r in rows)
+    summary = json.loads((tmp_path / "summary.json").read_text())["tasks"]["requests/harmful"]
+    assert summary["n"] == 8 and 0 <= summary["auroc"] <= 1

@@ -191,6 +191,57 @@ def _cut_middle(ids: list[int], budget: int, marker: list[int], head_fraction: f
     return ids[:head] + marker + (ids[len(ids) - tail:] if tail else [])
 
 
+def slot(i: int) -> str:
+    """Placeholder for untrusted input `i` inside chat message contents passed to `encode_chat`."""
+    return _SENTINEL.format(i)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChatIds:
+    """A chat rendered piecewise: ids, the [start, end) token span of each input, whether any was cut or escaped,
+    and the rendered text after the last input (the context an answer token is tokenized in)."""
+
+    ids: list[int]
+    spans: tuple[tuple[int, int], ...]
+    truncated: bool
+    escaped: bool
+    tail: str
+
+
+def encode_chat(tok: Tokenizer, messages: Sequence[dict], inputs: Sequence[str], *,
+                budgets: Sequence[int | None] | None = None, add_generation_prompt: bool = True,
+                head_fraction: float = 0.5, template_kwargs: Mapping[str, object] | None = None) -> ChatIds:
+    """Token ids of a chat whose message contents hold `slot(i)` placeholders for untrusted `inputs[i]`.
+
+    Template text is trusted (control tokens allowed); inputs are encoded as untrusted text (like
+    `render_classification`) and input i loses its middle to fit `budgets[i]` tokens (None: no cap). Each slot
+    must appear exactly once. `template_kwargs` go to the chat template (e.g. {"enable_thinking": True}).
+    """
+    enc = _encoders(tok)
+    text = tok.render_chat(list(messages), add_generation_prompt=add_generation_prompt, **(template_kwargs or {}))
+    found = [int(m.group(1)) for m in _SENTINEL_RE.finditer(text)]
+    if sorted(found) != list(range(len(inputs))):
+        raise ValueError(f"encode_chat: the rendered chat holds input slots {found}, expected each of "
+                         f"0..{len(inputs) - 1} once")
+    budgets = list(budgets) if budgets is not None else [None] * len(inputs)
+    ids: list[int] = []
+    spans: list[tuple[int, int]] = [(0, 0)] * len(inputs)
+    truncated = escaped = False
+    pieces = _SENTINEL_RE.split(text)  # [text, slot, text, slot, ..., text]
+    for k, piece in enumerate(pieces):
+        if k % 2 == 0:
+            ids += enc.template(piece) if piece else []
+            continue
+        i = int(piece)
+        inp, esc = enc.untrusted(inputs[i])
+        escaped |= esc
+        if budgets[i] is not None and len(inp) > budgets[i]:
+            inp, truncated = _cut_middle(inp, max(budgets[i], 0), enc.marker, head_fraction), True
+        spans[i] = (len(ids), len(ids) + len(inp))
+        ids += inp
+    return ChatIds(ids=ids, spans=tuple(spans), truncated=truncated, escaped=escaped, tail=pieces[-1])
+
+
 def render_classification(tok: Tokenizer, ex: ClassificationExample, max_len: int, *, head_fraction: float = 0.5,
                           stats: RenderStats | None = None) -> RenderedExample:
     """Prompt + input + answer token as one row; an over-long input loses its middle (template and slot never)."""

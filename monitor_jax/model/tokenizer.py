@@ -16,6 +16,7 @@ import functools
 import json
 import mmap
 import os
+import re
 import struct
 import tempfile
 from pathlib import Path
@@ -205,6 +206,10 @@ class Tokenizer:
                                        chat_template=self.chat_template, clean_up_tokenization_spaces=False,
                                        **{k: v for k, v in self._tokens.items() if v is not None})
 
+    def template_accepts(self, name: str) -> bool:
+        """Whether the chat template reads the variable `name` (e.g. "enable_thinking")."""
+        return bool(self.chat_template) and re.search(rf"\b{re.escape(name)}\b", self.chat_template) is not None
+
     @property
     def vocab_size(self) -> int:
         return self.backend.get_vocab_size(with_added_tokens=True)
@@ -224,8 +229,9 @@ class Tokenizer:
         return self.backend.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
     def render_chat(self, messages: list[dict], add_generation_prompt: bool = True, *,
-                    system: str | None = None) -> str:
-        """The chat template applied to `messages` (text, not ids).
+                    system: str | None = None, **template_kwargs: Any) -> str:
+        """The chat template applied to `messages` (text, not ids); `template_kwargs` reach the template (e.g.
+        Qwen3's `enable_thinking`).
 
         Some templates add a default system turn when the first message is not a system message (SmolLM2's:
         "You are a helpful AI assistant named SmolLM, trained by Hugging Face"). To use your own, start
@@ -235,7 +241,8 @@ class Tokenizer:
             raise ValueError("this tokenizer has no chat template; render prompts yourself")
         if system is not None:
             messages = [{"role": "system", "content": system}, *messages]
-        return self.hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+        return self.hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt,
+                                           **template_kwargs)
 
     def _single_id(self, context_ids: list[int], context: str, word: str) -> int | None:
         ids = self.encode(context + word)

@@ -104,8 +104,8 @@ def test_tiny_config_trains_end_to_end_through_the_cli(tmp_path, xla_cache):
     assert not np.allclose(np.asarray(exported.params["layers"]["attn"]["q"]["kernel"]),
                            np.asarray(initial.params["layers"]["attn"]["q"]["kernel"]))  # trained
     # The export is the evaluated model: re-scoring it reproduces the logged validation AUROC.
-    from monitor_jax import main
+    from monitor_jax import run
 
     config = load_config("tiny.py")
-    auroc = main.make_evaluate(config, exported)(exported.params, 2)["auroc/requests/harmful"]
+    auroc = run.make_evaluate(config, exported)(exported.params, 2)["auroc/requests/harmful"]
     assert auroc == pytest.approx(rows[-1]["eval/auroc/requests/harmful"], abs=1e-6)

@@ -72,10 +72,10 @@ class Crash(Exception):
 
 
 def test_resume_after_crash_equals_uninterrupted_run(tmp_path, model, monkeypatch):
-    from monitor_jax import main
+    from monitor_jax import run
 
     config = _tiny(**{"optim.total_steps": 5, "checkpoint.every": 2, "eval.every": 2})
-    evaluate = main.make_evaluate(config, model)
+    evaluate = run.make_evaluate(config, model)
     ref = loop.train_and_evaluate(config, tmp_path / "ref", evaluate, model=model, progress=False)
 
     # Crash right after the metrics line of step 3 is written: checkpoint 2 exists, step 3 is logged but lost.
@@ -153,13 +153,13 @@ def _register_toy_task():
 
 
 def test_training_on_a_separable_toy_task_reaches_auroc_095(tmp_path, model):
-    from monitor_jax import main
+    from monitor_jax import run
 
     name = _register_toy_task()
     config = _tiny(**{"optim.total_steps": 6, "eval.every": 6, "eval.at_start": True, "eval.tasks": (name,),
                       "eval.limit_per_task": 64, "checkpoint.every": 6, "log_every": 3})
     config.data.stages = [TINY.base.stage(None, TINY.base.task_component("toy", [name]))]
-    out = loop.train_and_evaluate(config, tmp_path, main.make_evaluate(config, model), model=model, progress=False)
+    out = loop.train_and_evaluate(config, tmp_path, run.make_evaluate(config, model), model=model, progress=False)
     rows = loop.read_metrics(tmp_path)
     start = next(r for r in rows if r["step"] == 0)
     assert start[f"eval/auroc/{name}"] < 0.9  # the untrained random model is no monitor

@@ -1,0 +1,52 @@
+"""Unsupervised elicitation (claim C8): with-thinking pseudo-labels on unlabelled items -> 1-token SFT.
+
+    monitor-jax elicit --config=configs/elicit.py[:TASK] --workdir=/tmp/elicit [--config.elicit.labels=gold]
+
+Steps (`monitor_jax.run.elicit`): SmolLM2-135M-Instruct reasons (up to `elicit.budget` tokens) then answers
+about `elicit.limit` items of TASK's train split (default `requests/harmful`) with their labels stripped; the top
+30 % and bottom 30 % of its with-thinking scores become positives and negatives; the top 2 layers train on them
+from cached features (the training setup of configs/demo.py); validation AUROC on the gold task before and after
+training. `--config.elicit.labels=gold` trains on the same items with their gold labels (the supervised
+comparison of the same size).
+"""
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import ml_collections
+
+
+def _load(name: str):
+    path = pathlib.Path(__file__).with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_monitor_jax_config_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+base, demo = _load("base"), _load("demo")
+PSEUDO_TASK = "elicit/pseudo"
+
+
+def get_config(arg: str | None = None):
+    task = arg or "requests/harmful"
+    c = demo.get_config()
+    with c.unlocked():
+        c.data.max_len = 256
+        c.data.buckets = (128, 256)
+        c.data.stages = [base.stage(None, base.task_component("pseudo", [PSEUDO_TASK], 1.0, balance=1.0))]
+        c.eval.tasks = (task,)
+        c.eval.limit_per_task = 128
+        c.elicit = ml_collections.ConfigDict()
+        c.elicit.task = task
+        c.elicit.split = "train"
+        c.elicit.limit = 160
+        c.elicit.budget = 48
+        c.elicit.top = 0.3
+        c.elicit.bottom = 0.3
+        c.elicit.labels = "pseudo"
+        c.elicit.pseudo_task = PSEUDO_TASK
+        c.elicit.batch_size = 8
+        c.elicit.max_len = 512
+    return base.lock(c)
