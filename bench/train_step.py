@@ -180,11 +180,11 @@ def report(results: dict, args, took: float, loads: list[str]) -> str:
         f"{args.repeats} timed steps after 2 untimed ones.  ",
         f"1-minute load average before -> after each part: {'; '.join(loads)}. Took {took:.0f} s.",
         "",
-        "| measurement | tok/s | step s (median) | vs PyTorch | peak RSS GB | MFU | notes |",
+        "| measurement | tok/s | step s (median) | vs PyTorch (same work) | peak RSS GB | MFU | notes |",
         "|---|---|---|---|---|---|---|",
     ]
     for part, r in results.items():
-        ratio = f"**{torch_r['median_s'] / r['median_s']:.2f}x**" if torch_r and part != "torch" else ""
+        ratio = f"**{torch_r['median_s'] / r['median_s']:.2f}x**" if torch_r and part.startswith("jax:") else ""
         flops = results.get(next((p for p in results if p.startswith("jax:")), ""), {}).get("flops_per_token")
         mfu = f"{flops * n / r['median_s'] / 1e9 / r['peak_gflops']:.0%}" if flops and "peak_gflops" in r else ""
         notes = f"steps {', '.join(f'{t:.2f}' for t in r['times'])} s; first step {r['first_s']:.1f} s"
@@ -222,6 +222,7 @@ def main() -> None:
         results[part] = run_child(part, args.repeats)
         loads.append(f"{part}: {before:.2f} -> {os.getloadavg()[0]:.2f}")
     text = report(results, args, time.time() - start, loads)
+    common.write_result(args.out.replace(".md", ".json"), json.dumps({"results": results, "loads": loads}, indent=1))
     print(text)
     common.write_result(args.out, text)
 
