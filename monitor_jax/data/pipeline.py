@@ -191,6 +191,17 @@ def _cut_middle(ids: list[int], budget: int, marker: list[int], head_fraction: f
     return ids[:head] + marker + (ids[len(ids) - tail:] if tail else [])
 
 
+def encode_untrusted(tok: Tokenizer, text: str, max_tokens: int | None = None,
+                     head_fraction: float = 0.5) -> tuple[list[int], bool]:
+    """Ids of untrusted `text` (control-token text encoded as ordinary text), cut in the middle around the
+    truncation marker to `max_tokens` (None: no cap); and whether it was cut."""
+    enc = _encoders(tok)
+    ids, _ = enc.untrusted(text)
+    if max_tokens is None or len(ids) <= max_tokens:
+        return ids, False
+    return _cut_middle(ids, max(max_tokens, 0), enc.marker, head_fraction), True
+
+
 def slot(i: int) -> str:
     """Placeholder for untrusted input `i` inside chat message contents passed to `encode_chat`."""
     return _SENTINEL.format(i)

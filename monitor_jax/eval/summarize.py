@@ -46,7 +46,6 @@ SUMMARY_INSTRUCTION = (
 )
 DEFAULT_MAX_INPUT_TOKENS = 1536  # input budget of a summarization prompt (instruction and summary come on top)
 WORDS_PER_TOKEN = 0.75
-_SENTINEL = "\ue000summary-input\ue001"  # private-use code points: survive chat templates untouched
 
 
 def default_words(max_summary_tokens: int) -> int:
@@ -66,24 +65,10 @@ def fill_instruction(instruction: str, *, noun: str, words: int) -> str:
     return text
 
 
-def _prompt_pieces(tok: Tokenizer, filled: str, system: str | None) -> tuple[list[int], list[int]]:
-    """Ids of the chat before and after the input (the chat ends in a fresh assistant header)."""
-    text = tok.render_chat([{"role": "user", "content": filled.replace("{input}", _SENTINEL)}],
-                           add_generation_prompt=True, system=system)
-    if text.count(_SENTINEL) != 1:
-        raise ValueError("the chat template did not keep the summary input exactly once")
-    prefix, suffix = text.split(_SENTINEL)
-    return tok.encode(prefix), tok.encode(suffix)
-
-
 def input_ids(tok: Tokenizer, text: str, max_tokens: int | None = None) -> tuple[list[int], bool]:
     """Ids of untrusted `text` (control-token text as ordinary tokens), cut in the middle to `max_tokens` (head and
     tail around the pipeline's truncation marker); and whether it was cut."""
-    enc = pipeline._encoders(tok)  # the pipeline's escaping encoder, cached per tokenizer
-    ids, _ = enc.untrusted(text)
-    if max_tokens is None or len(ids) <= max_tokens:
-        return ids, False
-    return pipeline._cut_middle(ids, max_tokens, enc.marker, 0.5), True
+    return pipeline.encode_untrusted(tok, text, max_tokens)
 
 
 def summary_prompts(
@@ -99,8 +84,9 @@ def summary_prompts(
     """Token ids of each input's summarization prompt: the chat-rendered instruction with the (cut) input inside."""
     if max_input_tokens < 1:
         raise ValueError(f"max_input_tokens must be >= 1, got {max_input_tokens}")
-    prefix, suffix = _prompt_pieces(tok, fill_instruction(instruction, noun=noun, words=words), system)
-    return [prefix + input_ids(tok, x, max_input_tokens)[0] + suffix for x in inputs]
+    filled = fill_instruction(instruction, noun=noun, words=words).replace("{input}", pipeline.slot(0))
+    msgs = ([{"role": "system", "content": system}] if system is not None else []) + [{"role": "user", "content": filled}]
+    return [pipeline.encode_chat(tok, msgs, [x], budgets=[max_input_tokens]).ids for x in inputs]
 
 
 def summarize(
