@@ -76,7 +76,7 @@ def test_generate_a_prompt_and_a_jsonl_file(tmp_path):
     assert out2.returncode == 0, out2.stderr
     lines = [json.loads(x) for x in out_file.read_text().splitlines()]
     assert [r["id"] for r in lines] == ["a", "1"] and all(r["new_tokens"] <= 3 for r in lines)
-    assert lines[0]["text"] == out.stdout.rstrip("\n")  # greedy: the same continuation both ways
+    assert out.stdout == lines[0]["text"] + "\n"  # greedy: the same continuation both ways
     rows.write_text('{"prompt": "ok"}\n{"text": "no prompt field"}\n')
     bad = _run("generate", "--model=tiny-random-llama", f"--input={rows}", f"--output={tmp_path / 'x.jsonl'}")
     assert bad.returncode == 1 and f"{rows}:2" in bad.stderr and not (tmp_path / "x.jsonl").exists()
