@@ -90,3 +90,13 @@ def test_think_writes_scores_with_reasoning(tmp_path):
     assert len(rows) == 8 and all("reasoning" in r and r["reasoning_tokens"] <= 3 for r in rows)
     summary = json.loads((tmp_path / "summary.json").read_text())["tasks"]["requests/harmful"]
     assert summary["n"] == 8 and 0 <= summary["auroc"] <= 1
+
+
+def test_summarize_writes_judge_aurocs_and_the_first_tokens_baseline(tmp_path):
+    out = _run("summarize", "--models=tiny-random-llama", "--tasks=requests/harmful", "--limit_per_task=8",
+               "--max_summary_tokens=4", "--max_len=256", f"--out={tmp_path}")
+    assert out.returncode == 0, out.stderr
+    res = json.loads((tmp_path / "requests__harmful.json").read_text())
+    model = res["models"]["tiny-random-llama"]
+    assert res["n"] == 8 and "first_tokens" in model and "summary" in model
+    assert len(res["items"]) == 8 and (tmp_path / "requests__harmful.md").exists()
