@@ -89,7 +89,8 @@ def generate_batch(cfg: transformer.ModelConfig, params: Any, tokens: jax.Array,
     cache = transformer.init_cache(cfg, b, p + max_new)
     slots = jnp.arange(p, dtype=jnp.int32)[None, :]
     seg = (slots < lengths[:, None]).astype(jnp.int32)
-    hidden, cache = model.apply({"params": params}, tokens, jnp.broadcast_to(slots, (b, p)), seg, cache=cache)
+    hidden, cache = model.apply({"params": params}, tokens, jnp.broadcast_to(slots, (b, p)), seg, cache=cache,
+                                fresh_cache=True)
     last = jnp.take_along_axis(hidden, jnp.maximum(lengths - 1, 0)[:, None, None], axis=1)[:, 0]
 
     def pick(h: jax.Array, step: jax.Array) -> jax.Array:

@@ -76,7 +76,8 @@ def _prefill(cfg: transformer.ModelConfig, params: Any, tokens: jax.Array, segme
     """Runs `tokens` [B, P] into a fresh cache of `cache_len` slots; returns the cache."""
     cfg = scoring.inference_config(cfg)
     cache = transformer.init_cache(cfg, tokens.shape[0], cache_len)
-    _, cache = transformer.Transformer(cfg).apply({"params": params}, tokens, segment_ids=segment_ids, cache=cache)
+    _, cache = transformer.Transformer(cfg).apply({"params": params}, tokens, segment_ids=segment_ids, cache=cache,
+                                                  fresh_cache=True)
     return cache
 
 

@@ -164,3 +164,54 @@ def test_split_stack_equals_full_forward(model):
         {"params": upper}, None, segment_ids=segs, embeddings=h
     )
     np.testing.assert_allclose(np.asarray(top), np.asarray(full), atol=1e-5)
+
+
+def test_blocked_attention_equals_one_block_with_padding_segments_and_window():
+    rng = np.random.default_rng(0)
+    b, t, h, kv, d = 2, 11, 4, 2, 8
+    q = jnp.asarray(rng.normal(size=(b, t, h, d)), jnp.float32)
+    k = jnp.asarray(rng.normal(size=(b, t, kv, d)), jnp.float32)
+    v = jnp.asarray(rng.normal(size=(b, t, kv, d)), jnp.float32)
+    seg = np.ones((b, t), np.int32)
+    seg[0, 5:] = 2  # two packed segments
+    seg[1, 8:] = 0  # right padding
+    slot = np.broadcast_to(np.arange(t), (b, t))
+    cfg = tiny("mistral")  # sliding window 3
+    mask = T.attention_mask(cfg, jnp.asarray(slot), jnp.asarray(slot), jnp.asarray(seg), jnp.asarray(slot),
+                            jnp.asarray(slot), jnp.asarray(seg))
+
+    def run(block, q, k, v):
+        return T.blocked_attention(q, k, v, mask, causal=True, block=block)
+
+    whole = run(1000, q, k, v)
+    real = np.asarray(seg > 0)
+    for block in (1, 3, 4):
+        np.testing.assert_allclose(np.asarray(run(block, q, k, v))[real], np.asarray(whole)[real], atol=1e-6)
+        g_block = jax.grad(lambda *a: jnp.sum(run(block, *a)[jnp.asarray(real)] ** 2), argnums=(0, 1, 2))(q, k, v)
+        g_whole = jax.grad(lambda *a: jnp.sum(run(1000, *a)[jnp.asarray(real)] ** 2), argnums=(0, 1, 2))(q, k, v)
+        for a, c in zip(g_block, g_whole):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(c), atol=1e-5)
+
+
+def test_model_with_small_attention_blocks_and_fresh_cache_prefill_equals_default(model, monkeypatch):
+    cfg, params = model
+    rng = np.random.default_rng(5)
+    tokens = rng.integers(0, cfg.vocab_size, (2, 13))
+    segs = np.ones((2, 13), np.int32)
+    segs[1, 9:] = 0
+    ref = forward(cfg, params, tokens, segment_ids=segs)
+    cache = T.init_cache(cfg, 2, 16)
+    h_ref, c_ref = T.Transformer(cfg).apply({"params": params}, jnp.asarray(tokens), segment_ids=jnp.asarray(segs),
+                                            cache=cache)
+    monkeypatch.setattr(T, "ATTENTION_BLOCK", 4)
+    small = np.asarray(_forward.__wrapped__(cfg, params, jnp.asarray(tokens), None, jnp.asarray(segs)))
+    real = segs > 0
+    np.testing.assert_allclose(small[real], ref[real], atol=1e-5)
+    h, c = T.Transformer(cfg).apply({"params": params}, jnp.asarray(tokens), segment_ids=jnp.asarray(segs),
+                                    cache=cache, fresh_cache=True)
+    np.testing.assert_allclose(np.asarray(h)[real], np.asarray(h_ref)[real], atol=1e-5)
+    for key in ("valid", "pos", "index"):
+        np.testing.assert_array_equal(np.asarray(c[key]), np.asarray(c_ref[key]))
+    valid = np.asarray(c["valid"]) > 0  # padding slots hold garbage either way and are never attended to
+    for key in ("k", "v"):
+        np.testing.assert_allclose(np.asarray(c[key])[:, valid], np.asarray(c_ref[key])[:, valid], atol=1e-5)
