@@ -180,6 +180,7 @@ def test_blocked_attention_equals_one_block_with_padding_segments_and_window():
     mask = T.attention_mask(cfg, jnp.asarray(slot), jnp.asarray(slot), jnp.asarray(seg), jnp.asarray(slot),
                             jnp.asarray(slot), jnp.asarray(seg))
 
+    @functools.partial(jax.jit, static_argnums=0)
     def run(block, q, k, v):
         return T.blocked_attention(q, k, v, mask, causal=True, block=block)
 
