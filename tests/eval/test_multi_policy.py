@@ -2,13 +2,11 @@
 
 import logging
 
-import jax
 import numpy as np
 import pytest
 
 from monitor_jax.data import pipeline
 from monitor_jax.eval import multi_policy, scoring
-from monitor_jax.model import registry
 
 HEAD = "Here is a text to check.\n\n<text>\n{input}\n</text>\n\n"
 TEMPLATES = [  # one head, five questions after the input (different lengths), mixed label words
@@ -22,25 +20,6 @@ WORDS = [("Yes", "No"), ("Yes", "No"), ("True", "False"), ("Yes", "No"), ("Yes",
 VOCAB = "cat dog house tree river blue green small quick sun moon road car book hand water".split()
 BUCKETS = (64, 128)
 BATCH = 3  # with BUCKETS, the shapes test_scoring.py compiles too
-
-
-def sharpen(params):
-    """Random weights large enough that scores depend strongly on every token and position."""
-    gen = np.random.default_rng(3)
-
-    def f(path, x):
-        name = jax.tree_util.keystr(path)
-        if "scale" in name:
-            return x + 0.3 * gen.normal(size=x.shape).astype(x.dtype)
-        return x * (50.0 if "embed" in name else 10.0)
-
-    return jax.tree_util.tree_map_with_path(f, params)
-
-
-@pytest.fixture(scope="module")
-def model():
-    m = registry.load("tiny-random-llama")
-    return m.cfg, sharpen(m.params), m.tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -11,31 +11,12 @@ from jax.sharding import Mesh
 
 from monitor_jax.data import pipeline
 from monitor_jax.eval import scoring
-from monitor_jax.model import registry, transformer
+from monitor_jax.model import transformer
 
 TEMPLATE = "Classify the text.\n<text>\n{input}\n</text>\nAnswer with one word."
 WORDS = "cat dog house tree river blue green small quick sun moon road car book hand water".split()
 TASK_WORDS = {"yesno": ("Yes", "No"), "truefalse": ("True", "False")}
 N_WORDS = [2, 2, 2, 2, 7, 7, 7, 7, 19, 19, 19, 19]  # 3 distinct lengths: 3 reference compiles
-
-
-def sharpen(params):
-    """Random weights large enough that scores depend strongly on every token, position and label id."""
-    gen = np.random.default_rng(3)
-
-    def f(path, x):
-        name = jax.tree_util.keystr(path)
-        if "scale" in name:
-            return x + 0.3 * gen.normal(size=x.shape).astype(x.dtype)
-        return x * (50.0 if "embed" in name else 10.0)
-
-    return jax.tree_util.tree_map_with_path(f, params)
-
-
-@pytest.fixture(scope="module")
-def model():
-    m = registry.load("tiny-random-llama")
-    return m.cfg, sharpen(m.params), m.tokenizer
 
 
 @pytest.fixture(scope="module")
