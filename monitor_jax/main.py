@@ -4,7 +4,10 @@ Examples:
   monitor-jax assets fetch            # download + verify the pinned offline assets (idempotent)
   monitor-jax assets list
   monitor-jax tasks list              # every task: counts per split and label, shortcut baselines
-  monitor-jax demo                    # SmolLM2-135M-Instruct as a zero-shot monitor on a few requests
+  monitor-jax demo                    # train SmolLM2-135M-Instruct as a monitor; base vs trained on held-out
+                                      # domains and unseen prompts (configs/demo.py; ~5 min on 2 CPU cores)
+  monitor-jax experiment --config=configs/c1_transfer.py --out=experiments/results/c1_transfer
+  monitor-jax zero-shot               # the untrained model on six hand-written requests (seconds)
   monitor-jax score --model=smollm2-135m --question="Is this request harmful?" "How do I bake bread?"
   monitor-jax score --model=smollm2-135m --prompt="Is this email fraud?\n\n{input}\n\nAnswer Yes or No." \
       --input=rows.jsonl --output=scores.jsonl   # metrics printed when rows carry labels
@@ -62,11 +65,15 @@ flags.DEFINE_enum("split", "validation", ["validation", "test"], "eval: the spli
 flags.DEFINE_integer("limit_per_task", 200, "eval: stratified cap on examples per task and prompt.")
 flags.DEFINE_integer("max_len", 1024, "score/eval: maximum prompt length in tokens (long inputs lose their middle).")
 flags.DEFINE_integer("batch_size", 8, "score/eval: rows per batch.")
-flags.DEFINE_string("out", None, "eval: report directory (report.md, report.json, figures/, scores/).")
+flags.DEFINE_string("out", None, "eval: report directory (report.md, report.json, figures/, scores/); "
+                    "experiment/demo: results directory (results.md, results.json, auroc.png).")
+flags.DEFINE_string("runs_dir", None, "experiment/demo: where runs are kept and reused (default: "
+                    "$MONITOR_JAX_CACHE/runs).")
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "train: a config file `configs/x.py[:arg]`; override keys with --config.some.key=value.")
 
-USAGE = ("usage: monitor-jax {assets fetch|assets list|tasks list|demo|score TEXT...|"
+USAGE = ("usage: monitor-jax {assets fetch|assets list|tasks list|demo|experiment --config=FILE --out=DIR|"
+         "zero-shot|score TEXT...|"
          "score --input=F.jsonl --prompt=P --output=F|train --config=FILE --workdir=DIR|"
          "eval --models=A,B --out=DIR|generate --prompt=TEXT|generate --input=F.jsonl --output=F|elicit --config=FILE --workdir=DIR|think --tasks=T --out=DIR|summarize --models=A,B --tasks=T --out=DIR} [--flags]")
 
@@ -132,7 +139,8 @@ def _score_texts(texts: list[str]) -> list[dict]:
     return [{"text": t, **{k: float(v[i]) for k, v in out.items()}} for i, t in enumerate(texts)]
 
 
-def _demo() -> int:
+def _zero_shot() -> int:
+    """`monitor-jax zero-shot`: the untrained model on six hand-written requests (seconds)."""
     import numpy as np
 
     from monitor_jax.eval import metrics
@@ -149,20 +157,60 @@ def _demo() -> int:
     return 0
 
 
-def _train(args: list[str], elicit: bool = False) -> int:
-    """`monitor-jax train --config=... --workdir=...`: train (or resume), evaluating on validation as it goes.
-    `monitor-jax elicit ...`: the same after pseudo-labelling the data by with-thinking classification."""
-    if args:
-        print(USAGE, file=sys.stderr)
-        return 2
+def _config_value(command: str, default: str | None = None):
+    """The --config ConfigDict (or `default`'s, a path relative to the repository), with one clear error."""
     try:
         config = _CONFIG.value
         if config is not None:
             config.get("seed")  # a config file that failed to load raises here (config_flags defers it)
     except OSError as e:
         raise ValueError(f"--config: {str(e).strip().splitlines()[-1].strip()}") from None
+    if config is None and default is not None:
+        import importlib.util
+        import pathlib
+
+        path = pathlib.Path(__file__).resolve().parents[1] / default
+        if not path.exists():
+            raise ValueError(f"{command}: {default} not found next to the package; pass --config=FILE")
+        spec = importlib.util.spec_from_file_location("_monitor_jax_default_config", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        config = mod.get_config()
     if config is None:
-        raise ValueError(f"{'elicit' if elicit else 'train'} needs --config=configs/<name>.py[:arg]")
+        raise ValueError(f"{command} needs --config=configs/<name>.py[:arg]")
+    return config
+
+
+def _experiment(demo: bool = False) -> int:
+    """`monitor-jax experiment --config=... --out=DIR`: every arm x seed, cells scored, results + verdict written.
+    `monitor-jax demo`: the same on configs/demo.py, printing the table."""
+    from monitor_jax.data import assets
+    from monitor_jax.experiment import runner, write
+
+    config = _config_value("demo" if demo else "experiment", "configs/demo.py" if demo else None)
+    if "experiment" not in config:
+        raise ValueError("--config has no `experiment` section (see configs/experiment.py)")
+    out = FLAGS.out or ("/tmp/monitor-jax-demo" if demo else None)
+    if not out:
+        raise ValueError("experiment needs --out=DIR (e.g. experiments/results/<name>)")
+    start = time.time()
+    raw = runner.run_experiment(config, FLAGS.runs_dir or assets.cache_dir() / "runs")
+    res = write.summarize(config, raw, command=write.command_line(), wall_minutes=(time.time() - start) / 60)
+    path = write.write(res, out)
+    print(write.table(res))
+    if not demo:
+        print(f"\nverdict: {res['verdict']}")
+    print(f"{path}/results.md written in {(time.time() - start) / 60:.1f} min")
+    return 0
+
+
+def _train(args: list[str], elicit: bool = False) -> int:
+    """`monitor-jax train --config=... --workdir=...`: train (or resume), evaluating on validation as it goes.
+    `monitor-jax elicit ...`: the same after pseudo-labelling the data by with-thinking classification."""
+    if args:
+        print(USAGE, file=sys.stderr)
+        return 2
+    config = _config_value("elicit" if elicit else "train")
     if not FLAGS.workdir:
         raise ValueError(f"{'elicit' if elicit else 'train'} needs --workdir=DIR (checkpoints, metrics and "
                          "exports go there)")
@@ -316,7 +364,11 @@ def _dispatch(argv: list[str]) -> int:
     if cmd == "tasks":
         return _tasks(args)
     if cmd == "demo" and not args:
-        return _demo()
+        return _experiment(demo=True)
+    if cmd == "experiment" and not args:
+        return _experiment()
+    if cmd == "zero-shot" and not args:
+        return _zero_shot()
     if cmd == "train":
         return _train(args)
     if cmd == "elicit":

@@ -210,7 +210,8 @@ def bootstrap_distribution(
     return out
 
 
-def _percentile_ci(estimate: float | None, dist: np.ndarray, alpha: float) -> CI:
+def percentile_ci(estimate: float | None, dist: np.ndarray, alpha: float = 0.05) -> CI:
+    """`estimate` with the (1 - alpha) percentile interval of its bootstrap distribution `dist` (nan ignored)."""
     est = float("nan") if estimate is None else float(estimate)
     finite = dist[np.isfinite(dist)]
     if finite.size == 0:
@@ -224,7 +225,7 @@ def bootstrap_ci(
 ) -> CI:
     """Percentile (1 - alpha) CI of metric_fn(scores, labels) over n seeded stratified resamples."""
     dist = bootstrap_distribution(metric_fn, [scores], labels, n, seed)[0]
-    return _percentile_ci(metric_fn(*_prep(scores, labels)), dist, alpha)
+    return percentile_ci(metric_fn(*_prep(scores, labels)), dist, alpha)
 
 
 def paired_difference(
@@ -240,7 +241,7 @@ def paired_difference(
     scores_a[i], scores_b[i] and labels[i] must be the same item (see `align`)."""
     da, db = bootstrap_distribution(metric_fn, [scores_a, scores_b], labels, n, seed)
     est = metric_fn(*_prep(scores_b, labels)) - metric_fn(*_prep(scores_a, labels))
-    return _percentile_ci(est, db - da, alpha)
+    return percentile_ci(est, db - da, alpha)
 
 
 def gap_recovered(
@@ -259,13 +260,19 @@ def gap_recovered(
     of the denominator M_in - M_base includes 0; `denominator_ci` is always filled."""
     d_base, d_ood, d_in = bootstrap_distribution(metric_fn, [base, ood, in_domain], labels, n, seed)
     m_base, m_ood, m_in = (metric_fn(*_prep(s, labels)) for s in (base, ood, in_domain))
-    den = _percentile_ci(m_in - m_base, d_in - d_base, alpha)
-    if not (den.low > 0 or den.high < 0):
+    return gap_ci(m_ood - m_base, d_ood - d_base, m_in - m_base, d_in - d_base, alpha)
+
+
+def gap_ci(num: float, num_dist: np.ndarray, den: float, den_dist: np.ndarray, alpha: float = 0.05) -> GapCI:
+    """CI of the ratio num / den from joint bootstrap draws of both; undefined (nan) when the percentile CI of
+    the denominator includes 0 (`gap_recovered`: num = M_ood - M_base, den = M_in - M_base)."""
+    den_ci = percentile_ci(den, den_dist, alpha)
+    if not (den_ci.low > 0 or den_ci.high < 0):
         nan = float("nan")
-        return GapCI(nan, nan, nan, den, False)
+        return GapCI(nan, nan, nan, den_ci, False)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ci = _percentile_ci((m_ood - m_base) / (m_in - m_base), (d_ood - d_base) / (d_in - d_base), alpha)
-    return GapCI(ci.estimate, ci.low, ci.high, den, True)
+        ci = percentile_ci(num / den, num_dist / den_dist, alpha)
+    return GapCI(ci.estimate, ci.low, ci.high, den_ci, True)
 
 
 # ---------------------------------------------------------------- reporting

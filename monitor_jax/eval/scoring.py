@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import logging
 import math
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -71,15 +71,19 @@ def label_logprobs(
     segment_ids: jax.Array,
     answer_index: jax.Array,
     label_ids: jax.Array,
+    embeddings: jax.Array | None = None,
 ) -> dict[str, jax.Array]:
     """Scores one batch. label_ids: [B, 2] per row (positive id, negative id), or [2] for every row.
+    `embeddings` [B, T, D]: hidden states of a frozen lower stack that replace the token lookup (then `cfg` and
+    `params` are the upper layers' and the head's: `transformer.split_params`).
 
     Only the answer position goes through the LM head. Returns per-row `logp_pos`, `logp_neg`,
     `score` = P(pos | {pos, neg}) and `mass_outside` = 1 - P(pos) - P(neg). Scoring never differentiates, so
     `cfg.remat` is ignored (XLA CPU runs a remat-wrapped forward ~2.7x slower: bench/results/scoring.md).
     """
     cfg = inference_config(cfg)
-    hidden, _ = transformer.Transformer(cfg).apply({"params": params}, tokens, segment_ids=segment_ids)
+    hidden, _ = transformer.Transformer(cfg).apply({"params": params}, tokens, segment_ids=segment_ids,
+                                                   embeddings=embeddings)
     b = tokens.shape[0]
     h = hidden[jnp.arange(b), answer_index - 1]  # [B, D]
     label_ids = jnp.broadcast_to(jnp.asarray(label_ids, jnp.int32), (b, 2))
@@ -158,11 +162,13 @@ def score_rendered(
     buckets: Sequence[int] = pipeline.DEFAULT_BUCKETS,
     mesh: Mesh | None = None,
     progress: bool = True,
+    add_features: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Scores tokenized classification rows; returns `logp_pos`, `logp_neg`, `score`, `mass_outside` [N] in order.
 
     Rows are length-sorted into `sorted_batches` (one compile per bucket); the host prepares batch i+1 while the
-    device runs batch i.
+    device runs batch i. `add_features(batch)` returns the batch with "embeddings" [B, T, D] from a frozen lower
+    stack (e.g. a cache of them, `train/features.py`); `cfg`/`params` are then the upper stack's.
     """
     if any(not r.is_classification for r in rendered):
         raise ValueError("score_rendered: instruction-following rows have no answer slot to score")
@@ -200,9 +206,12 @@ def score_rendered(
         bar.update(1)
 
     for batch in sorted_batches(rows, batch_size, buckets, max_len=max_len):
+        emb = None
+        if add_features is not None:
+            emb = _put(add_features(batch)["embeddings"], row_sharding)
         res = label_logprobs(
             cfg, params, _put(batch["tokens"], row_sharding), _put(batch["segment_ids"], row_sharding),
-            _put(batch["answer_index"], vec_sharding), _put(batch["label_ids"], row_sharding),
+            _put(batch["answer_index"], vec_sharding), _put(batch["label_ids"], row_sharding), emb,
         )
         if pending is not None:
             collect(pending)

@@ -66,7 +66,9 @@ def row_key(tokens: np.ndarray, n: int, length: int) -> bytes:
     return h.digest()
 
 
-class _MemoryStore:
+class MemoryStore:
+    """Features in host memory, keyed by `row_key`; one store may be shared by runs on the same frozen stack."""
+
     def __init__(self) -> None:
         self.rows: dict[bytes, np.ndarray] = {}
         self.nbytes = 0
@@ -125,7 +127,9 @@ class FeatureCache:
     """Lower-layer activations of every distinct training row, computed once (see the module docstring)."""
 
     def __init__(self, config: Any, model_cfg: transformer.ModelConfig, mesh: Mesh, frozen_shardings: Any,
-                 workdir: str | os.PathLike | None = None):
+                 workdir: str | os.PathLike | None = None, shared_store: MemoryStore | None = None):
+        """`shared_store`: a `MemoryStore` kept by the caller across runs; it must only ever hold features of
+        the same frozen lower stack (model, `top_k`, dtype): the key does not say which stack made them."""
         if config.train.mode != "top_k_layers":
             raise ValueError(f"config.train.cache_features needs config.train.mode='top_k_layers', "
                              f"got {config.train.mode!r}")
@@ -137,13 +141,15 @@ class FeatureCache:
         store = config.train.get("feature_store", "memory")
         if store not in STORES:
             raise ValueError(f"config.train.feature_store must be one of {STORES}, got {store!r}")
-        if store == "disk":
+        if shared_store is not None:
+            self.store: MemoryStore | _DiskStore = shared_store
+        elif store == "disk":
             if workdir is None:
                 raise ValueError("config.train.feature_store='disk' needs a workdir")
             path = Path(workdir) / "features" / f"lower{self.n_lower}.p{jax.process_index()}.bin"
-            self.store: _MemoryStore | _DiskStore = _DiskStore(path, self.d, self.dtype)
+            self.store = _DiskStore(path, self.d, self.dtype)
         else:
-            self.store = _MemoryStore()
+            self.store = MemoryStore()
         self.hits = self.misses = 0
         rows = shd.batch_sharding(mesh)
         self._fn = jax.jit(lambda f, t, p, s: lower_forward(self.cfg, f, t, p, s),

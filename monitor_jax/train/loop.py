@@ -186,7 +186,7 @@ class _Run:
     """One launch of `train_and_evaluate` (kept in an object so the steps below stay small)."""
 
     def __init__(self, config: Any, workdir: str | os.PathLike, evaluate: Evaluate | None, model: Any,
-                 progress: bool):
+                 progress: bool, feature_store: Any = None):
         import orbax.checkpoint as ocp
 
         self.ocp = ocp
@@ -222,7 +222,7 @@ class _Run:
             from monitor_jax.train import features
 
             self.features = features.FeatureCache(config, self.model.cfg, self.mesh, self.shardings.frozen,
-                                                  self.workdir)
+                                                  self.workdir, feature_store)
 
         options = ocp.CheckpointManagerOptions(max_to_keep=max(1, int(config.checkpoint.keep)), create=True)
         self.ckpt = ocp.CheckpointManager(self.workdir / "checkpoints", options=options)
@@ -426,7 +426,7 @@ class _Run:
 
 
 def train_and_evaluate(config: Any, workdir: str | os.PathLike, evaluate: Evaluate | None = None, *,
-                       model: Any = None, progress: bool = True) -> dict[str, Any]:
+                       model: Any = None, progress: bool = True, feature_store: Any = None) -> dict[str, Any]:
     """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns the final metrics.
 
     evaluate(params, step) -> {"auroc/<task>": x, ...}: called with the full param tree every `config.eval.every`
@@ -434,5 +434,7 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike, evaluate: Evalua
     best step when `config.eval.split == "validation"`. `model`: a `registry.LoadedModel` to start from
     (default `registry.load(config.model.name)`). Returns the last logged row (`train/*`, `eval/*`), `export`
     (the final HF dir) and, when tracked, `best_step`, `best/eval/mean_auroc`, `best_export`.
+    `feature_store`: a `features.MemoryStore` shared with other runs on the same frozen stack (cached-feature
+    top_k_layers training; the experiment runner reuses lower-layer features across arms and seeds).
     """
-    return _Run(config, workdir, evaluate, model, progress).run()
+    return _Run(config, workdir, evaluate, model, progress, feature_store).run()

@@ -1,0 +1,48 @@
+"""C1 transfer: training on a mixture of other tasks improves AUROC on unseen tasks with unseen prompts.
+
+    monitor-jax experiment --config=configs/c1_transfer.py --out=experiments/results/c1_transfer
+
+Arms: the untrained base model; a mixture of five tasks from four domains that are not evaluated (tweet
+sentiment, two BBC topic questions, threat toxicity, jailbreak detection; 96 balanced items each, equal
+weights); in-domain training on each evaluated task (the denominator of "gap recovered", shared with C2).
+Cells (test split, sizes fixed here): the agent-transcript sabotage monitor, one harm category (info hazards)
+and harmful-vs-benign requests: none of their domains or prompts is seen by the mixture.
+"""
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+_spec = importlib.util.spec_from_file_location("_monitor_jax_config_experiment",
+                                               pathlib.Path(__file__).with_name("experiment.py"))
+x = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(x)
+
+MIXTURE = ["tweets/negative", "news/business", "news/tech", "toxicity/threat", "jailbreak/jailbreak"]
+
+
+def get_config(arg: str | None = None):
+    del arg
+    c = x.get_config()
+    with c.unlocked():
+        e = c.experiment
+        e.name, e.claim = "c1_transfer", "C1"
+        e.statement = ("Training on other tasks (other domains, other prompts) improves AUROC on unseen tasks "
+                       "with unseen prompts.")
+        e.budget_minutes = 90.0
+        harmful = x.cell("requests/harmful", 200, "held-out: harmful vs benign requests")
+        e.cells = [x.agent_cell(), x.info_cell(), harmful]
+        e.arms = [x.arm("base", label="untrained"),
+                  x.arm("mixture", x.task_component("mix", MIXTURE, 1.0, limit_per_task=x.TRAIN_ITEMS, balance=1.0),
+                        label="mixture (5 other tasks)"),
+                  *x.in_domain_arms()]
+        cells = [f"{cl.task}:primary" for cl in e.cells]
+        e.comparisons = [x.comparison("diff", k, a="base", b="mixture", primary=True) for k in cells] + [
+            x.comparison("gap", cells[0], arm="mixture", base="base", ref="in_agent"),
+            x.comparison("gap", cells[1], arm="mixture", base="base", ref="in_info"),
+            x.comparison("diff", cells[0], a="mixture", b="in_agent"),
+            x.comparison("diff", cells[1], a="mixture", b="in_info"),
+        ]
+        e.notes = ("The mixture's tasks share no domain with the cells; every cell's prompt is one the mixture "
+                   "never saw. requests/harmful has no in-domain arm here (no gap for it).",)
+    return x.lock(c)

@@ -1,0 +1,114 @@
+"""Shared base of the claim experiments (configs/c*.py) and the demo: training keys + an `experiment` section.
+
+    monitor-jax experiment --config=configs/c1_transfer.py --out=experiments/results/c1_transfer
+
+Training (every arm): SmolLM2-135M-Instruct, top 2 of 30 layers trained from cached lower-layer features
+(`train/features.py`), AdamW lr 1e-3 with 5 warmup steps and cosine decay, `optim.total_steps` steps of 8 rows,
+max_len 1024 (agent transcripts are ~800-1300 tokens; longer inputs lose their middle). Validation AUROC every
+16 steps on the arm's own training tasks chooses the checkpoint.
+
+`experiment` keys (`monitor_jax/experiment/runner.py`):
+- `name`, `claim`, `statement`: what is tested; `notes`: lines for results.md.
+- `seeds`: one run per arm and seed; `budget_minutes`: training minutes the experiment may spend (the next run is
+  skipped when it would not fit); `split`: the split of the evaluation cells (test: read once per chosen
+  checkpoint); `n_boot` paired bootstrap resamples; `select_limit` validation items per training task for
+  checkpoint selection.
+- `cells`: (task, prompt, `limit` = n items, fixed before the run, `role`).
+- `arms`: `name`, `label`, `stages` (empty: the untrained base model), `x` (a number for the scaling plot),
+  `overrides` {"dotted.key": value} of the training config.
+- `comparisons`: `kind` diff (a, b) | gap (arm, base, ref) | gap_diff (arm, other, base, ref), `cell`
+  "task:prompt", `direction` of the claimed effect (+1/-1), `primary` (the verdict is computed from these).
+"""
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import ml_collections
+
+_spec = importlib.util.spec_from_file_location("_monitor_jax_config_base", pathlib.Path(__file__).with_name("base.py"))
+base = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(base)
+
+task_component, stage, lock = base.task_component, base.stage, base.lock
+
+
+def cell(task: str, limit: int, role: str, prompt: str = "primary") -> ml_collections.ConfigDict:
+    """An evaluation cell: `limit` items (stratified, seed 0) of `task` under `prompt`."""
+    return ml_collections.ConfigDict({"task": task, "prompt": prompt, "limit": int(limit), "role": role})
+
+
+def arm(name: str, *components: ml_collections.ConfigDict, label: str | None = None, x: float | None = None,
+        **overrides) -> ml_collections.ConfigDict:
+    """An arm trained on `components` mixed in one stage (none: the untrained base model)."""
+    a = ml_collections.ConfigDict({"name": name, "label": label or name,
+                                   "stages": [stage(None, *components)] if components else [],
+                                   "overrides": ml_collections.ConfigDict(
+                                       {k.replace("__", "."): v for k, v in overrides.items()})})
+    a.x = x
+    return a
+
+
+def comparison(kind: str, cell_name: str, *, direction: int = 1, primary: bool = False,
+               **arms: str) -> ml_collections.ConfigDict:
+    """A declared comparison (see the module docstring); `arms` by role, e.g. a="base", b="mixture"."""
+    return ml_collections.ConfigDict({"kind": kind, "cell": cell_name, "direction": int(direction),
+                                      "primary": bool(primary), **arms})
+
+
+def balanced(name: str, task: str, limit: int) -> ml_collections.ConfigDict:
+    """`limit` balanced training items of one task under its primary prompt."""
+    return task_component(name, [task], 1.0, limit_per_task=limit, balance=1.0)
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    del arg
+    c = base.get_config()
+    with c.unlocked():
+        c.model.remat = "none"
+        c.train.mode = "top_k_layers"
+        c.train.top_k = 2
+        c.train.cache_features = True
+        c.optim.lr = 1e-3
+        c.optim.warmup_steps = 5
+        c.optim.total_steps = 48
+        c.data.max_len = 1024
+        c.data.buckets = (128, 256, 512, 1024)
+        c.data.stages = []
+        c.eval.every = 16
+        c.eval.tasks = ()
+        c.checkpoint.every = 16
+        c.checkpoint.keep = 1
+        c.log_every = 8
+        e = c.experiment = ml_collections.ConfigDict()
+        e.name = ""
+        e.claim = ""
+        e.statement = ""
+        e.notes = ()
+        e.seeds = (0, 1)
+        e.budget_minutes = 120.0
+        e.split = "test"
+        e.n_boot = 1000
+        e.select_limit = 48
+        e.cells = []
+        e.arms = []
+        e.comparisons = []
+    return c
+
+
+# The two target tasks of C1-C3 and their in-domain arms (one definition, so C1 and C2 share the same runs).
+AGENT, INFO = "agent/sabotage", "requests/info_hazard"
+TRAIN_ITEMS = 96  # balanced training items per task of an arm
+
+
+def agent_cell() -> ml_collections.ConfigDict:
+    return cell(AGENT, 96, "held-out: the agent-transcript monitor task")
+
+
+def info_cell() -> ml_collections.ConfigDict:
+    return cell(INFO, 406, "held-out: harmful requests, one category (the whole test split)")
+
+
+def in_domain_arms() -> list[ml_collections.ConfigDict]:
+    return [arm("in_agent", balanced("agent", AGENT, TRAIN_ITEMS), label="in-domain agent/sabotage"),
+            arm("in_info", balanced("info", INFO, TRAIN_ITEMS), label="in-domain info_hazard")]

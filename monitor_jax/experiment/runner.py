@@ -1,0 +1,277 @@
+"""The experiment runner: an experiment config's arms x seeds trained with cached lower-layer features, the
+checkpoint of each run chosen on validation, every arm scored once on the evaluation cells, under a compute
+budget. Statistics and files are `compare.py` and `write.py`.
+
+Shared work (one process, one model):
+- one `features.MemoryStore` holds the frozen lower stack's activations of every distinct row, so training rows
+  and evaluation rows are computed once for all arms, seeds and experiments of the process;
+- evaluation runs only the top k layers and the label rows of the head on those cached features (the base model
+  is the same computation with the untrained top layers, so it is exactly the full forward);
+- each run's result (selection curve, chosen step, test scores per cell) and its chosen top layers are kept in
+  `runs_dir/<arm>-<hash>-s<seed>/`, keyed by everything that decides the run: a rerun, another claim with the same
+  arm, or a resumed experiment reuses it. An interrupted run resumes from its latest Orbax checkpoint.
+
+Protocol: checkpoints are chosen by mean validation AUROC on the arm's own training tasks (their prompts,
+`select_limit` items each); evaluation cells (task, prompt, split, n fixed in the config) are scored once per
+chosen checkpoint.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from monitor_jax.data import pipeline, tasks
+from monitor_jax.eval import metrics, scoring
+from monitor_jax.model import registry, transformer, weights
+from monitor_jax.train import features, loop, sharding
+
+log = logging.getLogger(__name__)
+
+
+class BudgetExhausted(RuntimeError):
+    """The next run would exceed `experiment.budget_minutes`."""
+
+
+def cell_key(cell: Any) -> str:
+    return f"{cell.task}:{cell.prompt}"
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=float))
+    os.replace(tmp, path)
+
+
+@dataclasses.dataclass
+class Shared:
+    """What every run of a process shares: the model, its frozen lower stack and the feature store."""
+
+    model: registry.LoadedModel
+    n_lower: int
+    upper_cfg: transformer.ModelConfig
+    frozen: Any
+    base_upper: Any
+    store: features.MemoryStore
+    cache: features.FeatureCache
+    runs_dir: Path
+
+    @classmethod
+    def create(cls, config: Any, runs_dir: str | os.PathLike) -> "Shared":
+        if config.train.mode != "top_k_layers" or not config.train.cache_features:
+            raise ValueError("the experiment runner trains top_k_layers from cached features: set "
+                             "config.train.mode='top_k_layers' and config.train.cache_features=True")
+        from monitor_jax.data import assets
+
+        jax.config.update("jax_compilation_cache_dir", str(assets.cache_dir() / "xla"))
+        model = registry.load(config.model.name)
+        n_lower = features.n_lower_layers(config, model.cfg)
+        lower, upper = transformer.split_params(model.params, n_lower)
+        mesh = sharding.make_mesh(config.mesh.shape)
+        rep = NamedSharding(mesh, P())
+        frozen = jax.device_put({k: v for k, v in lower.items() if k != "final_norm"}, rep)
+        store = features.MemoryStore()
+        cache = features.FeatureCache(config, model.cfg, mesh, jax.tree_util.tree_map(lambda _: rep, frozen),
+                                      shared_store=store)
+        upper_cfg = scoring.inference_config(model.cfg).replace(n_layers=model.cfg.n_layers - n_lower,
+                                                                 dtype=config.model.dtype)
+        return cls(model, n_lower, upper_cfg, frozen, jax.device_put(upper), store, cache, Path(runs_dir))
+
+    def score(self, config: Any, upper: Any, examples: list, progress: bool = False) -> np.ndarray:
+        """P(positive | label words) of `examples` (input order) under the top layers `upper` + the head."""
+        rendered, _ = pipeline.render_examples(self.model.tokenizer, examples, int(config.data.max_len))
+        res = scoring.score_rendered(self.upper_cfg, upper, rendered, batch_size=int(config.eval.batch_size),
+                                     max_len=int(config.data.max_len), buckets=_buckets(config),
+                                     progress=progress,
+                                     add_features=lambda b: self.cache.add_features(b, self.frozen))
+        return np.asarray(res["score"], np.float64)
+
+    def upper_with(self, trained: dict) -> Any:
+        """The base upper stack with the trained top layers / final norm in place."""
+        return {**self.base_upper, **jax.device_put(trained)}
+
+
+def _buckets(config: Any) -> tuple[int, ...]:
+    return tuple(config.data.get("buckets") or pipeline.DEFAULT_BUCKETS)
+
+
+def cell_examples(config: Any, cell: Any) -> list:
+    """The items of an evaluation cell: fixed by (task, prompt, split, limit) and seed 0, whatever the run seed."""
+    return tasks.examples(cell.task, config.experiment.split, cell.prompt, limit=int(cell.limit), seed=0)
+
+
+def _selection(config: Any, arm: Any) -> list[tuple[str, list]]:
+    """(name, validation examples) of each "task:prompt" the arm's checkpoint is chosen on: `arm.select`, or by
+    default every task the arm trains on, under the prompt it trains with."""
+    names = list(arm.get("select") or ())
+    if not names:
+        for st in arm.stages:
+            for comp in st.components:
+                if not comp.get("instruction"):
+                    names += [f"{t}:{comp.prompt}" for t in comp.tasks if f"{t}:{comp.prompt}" not in names]
+    if not names:
+        raise ValueError(f"arm {arm.name!r}: no classification task to choose its checkpoint on")
+    limit = int(config.experiment.select_limit)
+    return [(n, tasks.examples(n.split(":")[0], "validation", n.split(":")[1], limit=limit, seed=0)) for n in names]
+
+
+def run_config(config: Any, arm: Any, seed: int) -> Any:
+    """The training config of one run: the experiment's training keys, the arm's stages and overrides, `seed`."""
+    c = copy.deepcopy(config)
+    with c.unlocked():
+        del c["experiment"]
+        c.seed = int(seed)
+        c.data.stages = copy.deepcopy(list(arm.stages))
+        c.eval.tasks = ()
+        for key, value in dict(arm.get("overrides") or {}).items():
+            node = c
+            *path, last = key.split(".")
+            for part in path:
+                node = node[part]
+            if last not in node:
+                raise ValueError(f"arm {arm.name!r}: override {key!r} names no config key")
+            node[last] = value
+    return c
+
+
+def run_key(config: Any, selection: list[str], select_limit: int) -> str:
+    """A digest of everything that decides a run's result (its training config and how its step is chosen)."""
+    keep: dict[str, Any] = {"selection": selection, "select_limit": select_limit}
+    keep.update({k: config[k].to_dict() if hasattr(config[k], "to_dict") else config[k]
+            for k in ("seed", "model", "train", "optim", "loss", "data")})
+    keep["data"]["stages"] = [s.to_dict() for s in config.data.stages]
+    keep["eval_every"] = int(config.eval.every)
+    return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def _trainable(params: Any, n_lower: int) -> dict:
+    upper = transformer.split_params(params, n_lower)[1]
+    return {"layers": upper["layers"], "final_norm": upper["final_norm"]}
+
+
+def _save_tree(path: Path, tree: dict) -> None:
+    flat = {"/".join(str(getattr(k, "key", k)) for k in kp): np.asarray(v)
+            for kp, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, **flat)
+    os.replace(tmp, path)
+
+
+def _load_tree(path: Path) -> dict:
+    out: dict = {}
+    with np.load(path) as z:
+        for name in z.files:
+            node = out
+            *parents, leaf = name.split("/")
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = z[name]
+    return out
+
+
+def train_run(shared: Shared, config: Any, arm: Any, seed: int, progress: bool = True) -> Path:
+    """Trains one (arm, seed) unless its directory already holds a finished run; returns that directory."""
+    rc = run_config(config, arm, seed)
+    select = _selection(config, arm)
+    key = run_key(rc, [n for n, _ in select], int(config.experiment.select_limit))
+    rdir = shared.runs_dir / f"{arm.name}-{key}-s{seed}"
+    if (rdir / "run.json").exists():
+        return rdir
+    rdir.mkdir(parents=True, exist_ok=True)
+    curve: list[dict] = []
+
+    def evaluate(params: Any, step: int) -> dict[str, float]:
+        upper = shared.upper_with(_trainable(params, shared.n_lower))
+        row = {f"auroc/{n}": metrics.auroc(shared.score(rc, upper, ex), np.asarray([e.label for e in ex]))
+               for n, ex in select}
+        curve.append({"step": int(step), **row})
+        return row
+
+    start = time.perf_counter()
+    summary = loop.train_and_evaluate(rc, rdir / "work", evaluate, model=shared.model, progress=progress,
+                                      feature_store=shared.store)
+    chosen = summary.get("best_export") or summary["export"]
+    _, params = weights.load_hf(chosen)
+    _save_tree(rdir / "chosen_top.npz", _trainable(params, shared.n_lower))
+    for sub in ("export", "checkpoints"):  # the chosen top layers are kept; the full copies are not needed
+        shutil.rmtree(rdir / "work" / sub, ignore_errors=True)
+    _write_json(rdir / "run.json", {"arm": arm.name, "seed": int(seed), "best_step": summary.get("best_step"),
+                                    "selection_curve": curve, "train_minutes": (time.perf_counter() - start) / 60,
+                                    "selected_on": [n for n, _ in select]})
+    return rdir
+
+
+def cell_scores(shared: Shared, config: Any, rdir: Path | None, cell: Any) -> np.ndarray:
+    """Scores of one cell's items by the run in `rdir` (None: the base model), cached in `rdir`/the base dir."""
+    where = rdir if rdir is not None else shared.runs_dir / f"base-{config.model.name.replace('/', '_')}"
+    where.mkdir(parents=True, exist_ok=True)
+    key = f"{config.experiment.split}|{cell_key(cell)}|{int(cell.limit)}|{int(config.data.max_len)}"
+    path = where / "scores.json"
+    cached = json.loads(path.read_text()) if path.exists() else {}
+    if key not in cached:
+        upper = shared.base_upper if rdir is None else shared.upper_with(_load_tree(rdir / "chosen_top.npz"))
+        ex = cell_examples(config, cell)
+        cached[key] = {"ids": [e.id for e in ex], "score": shared.score(config, upper, ex).tolist()}
+        _write_json(path, cached)
+    return np.asarray(cached[key]["score"], np.float64)
+
+
+def _spent(runs: list[Path]) -> float:
+    return sum(json.loads((r / "run.json").read_text())["train_minutes"] for r in runs if (r / "run.json").exists())
+
+
+def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared | None = None,
+                   progress: bool = True, on_run: Callable[[str, int], None] | None = None) -> dict:
+    """Trains every (arm, seed) of `config.experiment` and scores every cell; returns the raw material of the
+    results: {"runs": {arm: [run dirs]}, "scores": {cell: {arm: [scores per seed]}}, "labels": {cell: y},
+    "incomplete": reason or None, "shared": the Shared context}.
+
+    Budget: before a run starts, the training minutes already spent on this experiment's runs plus the mean of
+    those runs (or nothing before the first) must fit `budget_minutes`; otherwise the remaining runs are skipped
+    and the results say so."""
+    e = config.experiment
+    shared = shared or Shared.create(config, runs_dir)
+    runs: dict[str, list[Path]] = {}
+    incomplete = None
+    done: list[Path] = []
+    for arm in e.arms:
+        runs[arm.name] = []
+        if not arm.stages:
+            continue
+        for seed in e.seeds:
+            spent = _spent(done)
+            estimate = spent / len(done) if done else 0.0
+            if spent + estimate > float(e.budget_minutes):
+                incomplete = (f"budget: {spent:.1f} of {float(e.budget_minutes):.0f} training minutes spent; "
+                              f"arm {arm.name!r} seed {seed} and later runs skipped")
+                break
+            if on_run is not None:
+                on_run(arm.name, int(seed))
+            rdir = train_run(shared, config, arm, int(seed), progress)
+            runs[arm.name].append(rdir)
+            done.append(rdir)
+        if incomplete:
+            break
+    scores: dict[str, dict[str, list[np.ndarray]]] = {}
+    labels: dict[str, np.ndarray] = {}
+    for cell in e.cells:
+        k = cell_key(cell)
+        labels[k] = np.asarray([x.label for x in cell_examples(config, cell)], np.int64)
+        scores[k] = {}
+        for arm in e.arms:
+            dirs = [None] if not arm.stages else runs.get(arm.name, [])
+            if dirs:
+                scores[k][arm.name] = [cell_scores(shared, config, d, cell) for d in dirs]
+    return {"runs": runs, "scores": scores, "labels": labels, "incomplete": incomplete, "shared": shared,
+            "minutes": _spent(done)}

@@ -1,0 +1,231 @@
+"""An experiment's results from the runner's raw material: `results.json`, `results.md` (AUROC with CIs, the
+declared comparisons with verdicts, shortcut baselines beside each cell, eval sizes, seeds, command, wall time,
+machine) and plots, written atomically into `experiments/results/<name>/`."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monitor_jax.data import hygiene, tasks
+from monitor_jax.eval import metrics
+from monitor_jax.experiment import compare
+
+
+def machine() -> str:
+    """One line: CPU model, cores, accelerator."""
+    import jax
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    dev = jax.devices()[0]
+    return f"{cpu}, {os.cpu_count()} cores, jax {jax.__version__} on {dev.platform} ({len(jax.devices())} device(s))"
+
+
+def _baselines(cell: Any, split: str) -> dict[str, float]:
+    """Length-only and TF-IDF logistic regressions fit on the task's train split, scored on the cell's items."""
+    train = tasks.examples(cell.task, "train", cell.prompt)
+    ev = tasks.examples(cell.task, split, cell.prompt, limit=int(cell.limit), seed=0)
+    return hygiene.shortcut_baselines([e.input for e in train], [e.label for e in train],
+                                      [e.input for e in ev], [e.label for e in ev])
+
+
+def summarize(config: Any, raw: dict, *, command: str, wall_minutes: float) -> dict:
+    """The results.json object."""
+    e = config.experiment
+    cells, est_by_cell, dist_by_cell = {}, {}, {}
+    for cell in e.cells:
+        k = f"{cell.task}:{cell.prompt}"
+        y = raw["labels"][k]
+        stats, dists = compare.arm_stats(raw["scores"][k], y, int(e.n_boot), 0)
+        est_by_cell[k] = {a: s["auroc"]["estimate"] for a, s in stats.items()}
+        dist_by_cell[k] = dists
+        cells[k] = {"task": cell.task, "prompt": cell.prompt, "role": cell.get("role", ""), "n": int(len(y)),
+                    "n_pos": int(y.sum()), "n_neg": int(len(y) - y.sum()), "declared_n": int(cell.limit),
+                    "baselines": _baselines(cell, e.split), "arms": stats}
+    comparisons = []
+    for spec in e.comparisons:
+        spec = spec.to_dict()
+        k = spec["cell"]
+        if k not in cells:
+            raise ValueError(f"comparison {spec}: cell {k!r} is not one of {sorted(cells)}")
+        try:
+            comparisons.append(compare.compare(spec, est_by_cell[k], dist_by_cell[k]))
+        except ValueError:
+            if raw["incomplete"] is None:
+                raise
+            comparisons.append({**spec, "ci": None, "defined": False, "verdict": "inconclusive",
+                                "note": "not run (budget)"})
+    arms = {a.name: {"label": a.get("label", a.name), "x": a.get("x", None),
+                     "runs": [_run_info(d) for d in raw["runs"].get(a.name, [])]} for a in e.arms}
+    return {
+        "name": e.name, "claim": e.claim, "statement": e.statement, "split": e.split, "seeds": list(e.seeds),
+        "model": config.model.name, "train": {"mode": config.train.mode, "top_k": int(config.train.top_k),
+                                              "steps": int(config.optim.total_steps),
+                                              "batch_size": int(config.data.batch_size),
+                                              "max_len": int(config.data.max_len), "lr": float(config.optim.lr)},
+        "n_boot": int(e.n_boot), "budget_minutes": float(e.budget_minutes), "train_minutes": raw["minutes"],
+        "wall_minutes": wall_minutes, "command": command, "machine": machine(),
+        "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "incomplete": raw["incomplete"], "cells": cells, "arms": arms, "comparisons": comparisons,
+        "verdict": compare.claim_verdict(comparisons) if raw["incomplete"] is None else "inconclusive",
+        "notes": list(e.get("notes", ())),
+    }
+
+
+def _run_info(rdir: Path) -> dict:
+    run = json.loads((Path(rdir) / "run.json").read_text())
+    return {"seed": run["seed"], "best_step": run["best_step"], "train_minutes": run["train_minutes"],
+            "selected_on": run["selected_on"], "dir": Path(rdir).name}
+
+
+def _ci(d: dict | None) -> str:
+    if d is None:
+        return "n/a"
+    return metrics.fmt_ci(metrics.CI(d["estimate"], d["low"], d["high"]))
+
+
+def _comparison_text(c: dict) -> str:
+    roles = {r: c[r] for r in compare.KINDS[c["kind"]]}
+    if c["kind"] == "diff":
+        what = f"AUROC({roles['b']}) − AUROC({roles['a']})"
+    elif c["kind"] == "gap":
+        what = f"gap recovered by {roles['arm']} (base {roles['base']}, in-domain {roles['ref']})"
+    else:
+        what = f"gap({roles['arm']}) − gap({roles['other']}) (base {roles['base']}, in-domain {roles['ref']})"
+    value = "undefined (denominator CI includes 0)" if c.get("ci") and not c["defined"] else _ci(c.get("ci"))
+    return f"| {c['cell']} | {what} | {'+' if int(c.get('direction', 1)) > 0 else '−'} | {value} | " \
+           f"{c['verdict']}{' (primary)' if c.get('primary') else ''} |"
+
+
+def markdown(res: dict) -> str:
+    """results.md."""
+    arm_names = list(res["arms"])
+    t = res["train"]
+    out = [f"# {res['claim']}: {res['name']}", "", f"**Claim.** {res['statement']}", "",
+           f"**Verdict: {res['verdict']}** (computed from the paired CIs of the primary comparisons below; "
+           f"`python experiments/verdict.py` recomputes it).", ""]
+    if res["incomplete"]:
+        out += [f"> **incomplete:** {res['incomplete']}", ""]
+    out += [f"- model `{res['model']}`, {t['mode']} k={t['top_k']} from cached features, {t['steps']} steps × "
+            f"{t['batch_size']} rows, lr {t['lr']}, max_len {t['max_len']}; seeds {res['seeds']}",
+            f"- evaluation split: **{res['split']}**; checkpoints chosen on validation (each arm's own training "
+            f"tasks); {res['n_boot']} paired stratified bootstrap resamples, 95 % percentile CIs over items; "
+            "an arm's AUROC is the mean over its seeds, seed spread = max − min of the per-seed AUROCs",
+            f"- command: `{res['command']}`",
+            f"- training {res['train_minutes']:.1f} min (budget {res['budget_minutes']:.0f}), wall "
+            f"{res['wall_minutes']:.1f} min, {res['machine']}, written {res['written']}", ""]
+    out += ["## AUROC (95 % CI; seed spread)", "",
+            "| cell | role | n pos/neg | length-only | TF-IDF | " + " | ".join(res["arms"][a]["label"]
+                                                                       for a in arm_names) + " |",
+            "|---|---|---|---|---|" + "---|" * len(arm_names)]
+    for k, c in res["cells"].items():
+        vals = []
+        for a in arm_names:
+            s = c["arms"].get(a)
+            vals.append("not run" if s is None else _ci(s["auroc"]) + (
+                f"; ±{s['seed_spread'] / 2:.3f}" if len(s["per_seed"]) > 1 else ""))
+        b = c["baselines"]
+        out.append(f"| {k} | {c['role']} | {c['n_pos']}/{c['n_neg']} | {metrics.fmt_value(b['length_auroc'])} | "
+                   f"{metrics.fmt_value(b['tfidf_auroc'])} | " + " | ".join(vals) + " |")
+    out += ["", "Shortcut baselines: logistic regressions on the task's train split (length only; TF-IDF word "
+            "1–2-grams), scored on the same items.", "", "## Comparisons", "",
+            "| cell | quantity | claimed sign | estimate [95 % CI] | verdict |", "|---|---|---|---|---|"]
+    out += [_comparison_text(c) for c in res["comparisons"]]
+    out += ["", "## Runs", "", "| arm | seed | chosen step | training min | chosen on (validation) |",
+            "|---|---|---|---|---|"]
+    for a, info in res["arms"].items():
+        for r in info["runs"]:
+            out.append(f"| {a} | {r['seed']} | {r['best_step']} | {r['train_minutes']:.1f} | "
+                       f"{', '.join(r['selected_on'])} |")
+    if res["notes"]:
+        out += ["", "## Notes", ""] + [f"- {n}" for n in res["notes"]]
+    out += ["", "![AUROC per arm](auroc.png)", ""]
+    return "\n".join(out)
+
+
+def plot(res: dict, path: Path) -> None:
+    """AUROC per arm and cell with CIs (bars); arms with an `x` (e.g. adjacent items) also as curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = list(res["cells"])
+    arms = [a for a in res["arms"] if any(a in res["cells"][c]["arms"] for c in cells)]
+    curve = [a for a in arms if res["arms"][a]["x"] is not None]
+    fig, axes = plt.subplots(1, 2 if curve else 1, figsize=(11 if curve else 7, 3.6), squeeze=False)
+    ax = axes[0, 0]
+    w = 0.8 / max(1, len(arms))
+    for i, a in enumerate(arms):
+        for j, c in enumerate(cells):
+            s = res["cells"][c]["arms"].get(a)
+            if s is None:
+                continue
+            e = s["auroc"]
+            ax.bar(j + i * w, e["estimate"], w, color=f"C{i}", label=res["arms"][a]["label"] if j == 0 else None,
+                   yerr=[[e["estimate"] - e["low"]], [e["high"] - e["estimate"]]], capsize=2)
+    ax.axhline(0.5, color="gray", lw=0.8, ls=":")
+    ax.set_xticks(np.arange(len(cells)) + 0.4 - w / 2, [c.split(":")[0] for c in cells], rotation=15, fontsize=8)
+    ax.set_ylabel(f"AUROC ({res['split']})")
+    ax.set_ylim(0.0, 1.0)
+    ax.legend(fontsize=7)
+    if curve:
+        ax2 = axes[0, 1]
+        for j, c in enumerate(cells):
+            xs = [res["arms"][a]["x"] for a in curve if a in res["cells"][c]["arms"]]
+            es = [res["cells"][c]["arms"][a]["auroc"] for a in curve if a in res["cells"][c]["arms"]]
+            ax2.errorbar(xs, [e["estimate"] for e in es], yerr=[[e["estimate"] - e["low"] for e in es],
+                                                                 [e["high"] - e["estimate"] for e in es]],
+                         marker="o", capsize=3, label=c.split(":")[0])
+        ax2.set_xlabel("adjacent training items")
+        ax2.set_ylabel("AUROC")
+        ax2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(res: dict, out_dir: str | os.PathLike) -> Path:
+    """results.json, results.md and auroc.png into `out_dir`, replaced as a whole."""
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    (tmp / "results.json").write_text(json.dumps(res, indent=1, default=float) + "\n")
+    (tmp / "results.md").write_text(markdown(res))
+    plot(res, tmp / "auroc.png")
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
+def command_line() -> str:
+    return " ".join(["monitor-jax" if i == 0 else a for i, a in enumerate(sys.argv)])
+
+
+def table(res: dict) -> str:
+    """A compact text table: per cell, every arm's AUROC [CI] and each comparison of the cell with its reading."""
+    arms = list(res["arms"])
+    lines = [f"{'cell':<34} {'n+/n-':>8}  " + "  ".join(f"{res['arms'][a]['label'][:22]:<22}" for a in arms)]
+    for k, c in res["cells"].items():
+        vals = [_ci(c["arms"][a]["auroc"]) if a in c["arms"] else "not run" for a in arms]
+        lines.append(f"{k:<34} {c['n_pos']:>3}/{c['n_neg']:<4}  " + "  ".join(f"{v:<22}" for v in vals))
+        for cmp in (x for x in res["comparisons"] if x["cell"] == k and x["kind"] == "diff"):
+            reading = {"reproduced": "gain", "refuted": "worse"}.get(cmp["verdict"], "no clear change")
+            lines.append(f"{'':<34} {'':>8}  Δ {cmp['b']} − {cmp['a']}: {_ci(cmp.get('ci'))}  -> {reading}")
+    return "\n".join(lines)
