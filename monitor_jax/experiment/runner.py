@@ -74,7 +74,8 @@ class Shared:
                              "config.train.mode='top_k_layers' and config.train.cache_features=True")
         from monitor_jax.data import assets
 
-        jax.config.update("jax_compilation_cache_dir", str(assets.cache_dir() / "xla"))
+        if not jax.config.jax_compilation_cache_dir:  # reruns and resumed runs reuse the compiled programs
+            jax.config.update("jax_compilation_cache_dir", str(assets.cache_dir() / "xla"))
         model = registry.load(config.model.name)
         n_lower = features.n_lower_layers(config, model.cfg)
         lower, upper = transformer.split_params(model.params, n_lower)
@@ -227,6 +228,32 @@ def cell_scores(shared: Shared, config: Any, rdir: Path | None, cell: Any) -> np
     return np.asarray(cached[key]["score"], np.float64)
 
 
+def validate(config: Any) -> None:
+    """Clear errors before any training: unique arms and cells, comparisons naming both, a checkpoint choice."""
+    from monitor_jax.experiment import compare
+
+    e = config.experiment
+    arms = [a.name for a in e.arms]
+    cells = [cell_key(c) for c in e.cells]
+    for what, names in (("arm", arms), ("cell", cells)):
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"config.experiment: {what} names must be non-empty and unique, got {names}")
+    if not e.seeds:
+        raise ValueError("config.experiment.seeds is empty")
+    for c in e.comparisons:
+        if c.cell not in cells:
+            raise ValueError(f"config.experiment.comparisons: cell {c.cell!r} is not one of {cells}")
+        if c.kind not in compare.KINDS:
+            raise ValueError(f"config.experiment.comparisons: kind must be one of {sorted(compare.KINDS)}, "
+                             f"got {c.kind!r}")
+        bad = [r for r in compare.KINDS[c.kind] if c.get(r) not in arms]
+        if bad:
+            raise ValueError(f"config.experiment.comparisons: {c.kind} on {c.cell}: {bad} must name arms of {arms}")
+    for a in e.arms:
+        if a.stages:
+            _selection(config, a)
+
+
 def _spent(runs: list[Path]) -> float:
     return sum(json.loads((r / "run.json").read_text())["train_minutes"] for r in runs if (r / "run.json").exists())
 
@@ -241,12 +268,12 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
     those runs (or nothing before the first) must fit `budget_minutes`; otherwise the remaining runs are skipped
     and the results say so."""
     e = config.experiment
+    validate(config)
     shared = shared or Shared.create(config, runs_dir)
-    runs: dict[str, list[Path]] = {}
+    runs: dict[str, list[Path]] = {a.name: [] for a in e.arms}
     incomplete = None
     done: list[Path] = []
     for arm in e.arms:
-        runs[arm.name] = []
         if not arm.stages:
             continue
         for seed in e.seeds:

@@ -1,0 +1,207 @@
+"""The experiment runner on the tiny model: cached-feature scores equal the full forward (base and chosen
+checkpoint), finished runs are reused, the budget stops runs, statistics agree with eval.metrics, verdicts follow
+the CIs, and the results files are written."""
+import importlib.util
+import json
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+from monitor_jax.data import tasks
+from monitor_jax.eval import metrics, scoring
+from monitor_jax.experiment import compare, runner, write
+from monitor_jax.train import loop
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("_test_config_experiment", ROOT / "configs" / "experiment.py")
+x = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(x)
+
+HARM, TWEETS = "requests/harmful:primary", "tweets/negative:primary"
+
+
+def _config(budget=60.0):
+    c = x.get_config()
+    with c.unlocked():
+        c.model.name = "tiny-random-llama"
+        c.train.top_k = 1
+        c.optim.lr = 3e-3
+        c.optim.total_steps = 4
+        c.eval.every = 2
+        c.checkpoint.every = 2
+        c.data.max_len = 128
+        c.data.buckets = (64, 128)
+        e = c.experiment
+        e.name, e.claim, e.statement = "tiny", "T", "a test"
+        e.n_boot = 200
+        e.select_limit = 16
+        e.budget_minutes = budget
+        e.seeds = (0, 1)
+        e.cells = [x.cell("requests/harmful", 40, "r"), x.cell("tweets/negative", 30, "t")]
+        e.arms = [x.arm("base"), x.arm("harm", x.balanced("harm", "requests/harmful", 16)),
+                  x.arm("tweets", x.balanced("tweets", "tweets/negative", 16))]
+        e.comparisons = [x.comparison("diff", HARM, a="base", b="harm", primary=True),
+                         x.comparison("gap", TWEETS, arm="harm", base="base", ref="tweets")]
+    return c
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory, xla_cache):
+    del xla_cache
+    runs = tmp_path_factory.mktemp("runs")
+    config = _config()
+    raw = runner.run_experiment(config, runs, progress=False)
+    return config, runs, raw
+
+
+@pytest.fixture(scope="module")
+def xla_cache(tmp_path_factory):
+    import jax
+    from jax._src import compilation_cache
+
+    path = tmp_path_factory.getbasetemp() / "xla-cache"
+    path.mkdir(exist_ok=True)
+    old = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    compilation_cache.reset_cache()
+    yield
+    jax.config.update("jax_compilation_cache_dir", old)
+    compilation_cache.reset_cache()
+
+
+def _full_forward(model, params, config, cell):
+    ex = runner.cell_examples(config, cell)
+    res = scoring.score_examples(model.cfg, params, model.tokenizer, ex, max_len=int(config.data.max_len),
+                                 buckets=tuple(config.data.buckets), progress=False)
+    return res.score
+
+
+def test_scores_from_cached_features_equal_the_full_forward(done):
+    config, runs, raw = done
+    shared = raw["shared"]
+    model = shared.model
+    for cell in config.experiment.cells:
+        k = runner.cell_key(cell)
+        np.testing.assert_allclose(raw["scores"][k]["base"][0], _full_forward(model, model.params, config, cell),
+                                   rtol=1e-4, atol=1e-5)
+        # a trained run: its chosen top layer put back into the full model
+        rdir = raw["runs"]["harm"][1]
+        top = runner._load_tree(rdir / "chosen_top.npz")
+        params = dict(model.params)
+        params["final_norm"] = top["final_norm"]
+        params["layers"] = jax.tree_util.tree_map(lambda full, t: np.concatenate([np.asarray(full)[:shared.n_lower], t]),
+                                                  model.params["layers"], top["layers"])
+        got = raw["scores"][k]["harm"][1]
+        np.testing.assert_allclose(got, _full_forward(model, params, config, cell), rtol=1e-4, atol=1e-5)
+        assert not np.allclose(got, raw["scores"][k]["base"][0])  # training changed something
+
+
+def test_runs_are_chosen_on_validation_and_reused(done, monkeypatch):
+    config, runs, raw = done
+    assert len(raw["runs"]["harm"]) == 2 and len(raw["runs"]["tweets"]) == 2 and raw["incomplete"] is None
+    run = json.loads((raw["runs"]["harm"][0] / "run.json").read_text())
+    assert run["selected_on"] == [HARM] and run["best_step"] in (2, 4)
+    assert [r["step"] for r in run["selection_curve"]] == [2, 4]
+    best = max(run["selection_curve"], key=lambda r: r[f"auroc/{HARM}"])
+    assert run["best_step"] == best["step"]
+    assert len({d.name for d in raw["runs"]["harm"]}) == 2  # one directory per seed
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(loop, "train_and_evaluate", no_training)
+    again = runner.run_experiment(config, runs, shared=raw["shared"], progress=False)
+    for k in raw["scores"]:
+        for arm in raw["scores"][k]:
+            np.testing.assert_array_equal(np.stack(again["scores"][k][arm]), np.stack(raw["scores"][k][arm]))
+
+
+def test_budget_stops_runs_and_results_say_so(done, tmp_path):
+    config, runs, raw = done
+    config = _config(budget=0.0)  # the first run fits (nothing spent yet), the second does not
+    out = runner.run_experiment(config, runs, shared=raw["shared"], progress=False)
+    assert out["incomplete"] and "budget" in out["incomplete"]
+    assert len(out["runs"]["harm"]) == 1 and not out["runs"]["tweets"]
+    res = write.summarize(config, out, command="test", wall_minutes=0.0)
+    assert res["verdict"] == "inconclusive" and res["incomplete"]
+    gap = [c for c in res["comparisons"] if c["kind"] == "gap"][0]
+    assert gap["note"] == "not run (budget)"
+
+
+def test_results_files_and_verdict(done, tmp_path):
+    config, runs, raw = done
+    res = write.summarize(config, raw, command="monitor-jax experiment --config=tiny", wall_minutes=1.0)
+    path = write.write(res, tmp_path / "out")
+    saved = json.loads((path / "results.json").read_text())
+    assert saved["verdict"] in compare.VERDICTS
+    assert saved["verdict"] == compare.claim_verdict(saved["comparisons"])
+    for c in saved["comparisons"]:
+        assert compare.recompute_verdict(c) == c["verdict"] or not c["defined"]
+    cell = saved["cells"][HARM]
+    assert cell["n"] == cell["declared_n"] == 40 and cell["n_pos"] == 20
+    assert set(cell["baselines"]) == {"length_auroc", "tfidf_auroc"}
+    text = (path / "results.md").read_text()
+    assert "Verdict" in text and "TF-IDF" in text and "monitor-jax experiment --config=tiny" in text
+    assert (path / "auroc.png").stat().st_size > 0
+    assert "Δ harm − base" in write.table(saved)
+
+
+def test_seed_mean_statistics_agree_with_metrics():
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(30), np.zeros(50)].astype(int)
+    base, a, ref = (rng.normal(size=80) + k * y for k in (0.1, 0.8, 1.5))
+    stats, dists = compare.arm_stats({"base": [base], "a": [a], "ref": [ref]}, y, 500, 3)
+    est = {k: v["auroc"]["estimate"] for k, v in stats.items()}
+    diff = compare.compare({"kind": "diff", "cell": "c", "a": "base", "b": "a"}, est, dists)
+    want = metrics.paired_difference(metrics.auroc, base, a, y, n=500, seed=3)
+    np.testing.assert_allclose([diff["ci"][k] for k in ("estimate", "low", "high")], want, atol=1e-12)
+    gap = compare.compare({"kind": "gap", "cell": "c", "arm": "a", "base": "base", "ref": "ref"}, est, dists)
+    want = metrics.gap_recovered(base, a, ref, y, n=500, seed=3)
+    np.testing.assert_allclose([gap["ci"][k] for k in ("estimate", "low", "high")], want[:3], atol=1e-12)
+    assert diff["verdict"] == "reproduced" and gap["defined"]
+    # two seeds: the arm's value is the mean of the per-seed AUROCs, its draws the mean of theirs
+    stats2, _ = compare.arm_stats({"a": [a, ref]}, y, 100, 0)
+    assert stats2["a"]["auroc"]["estimate"] == pytest.approx((metrics.auroc(a, y) + metrics.auroc(ref, y)) / 2)
+    assert stats2["a"]["seed_spread"] == pytest.approx(abs(metrics.auroc(a, y) - metrics.auroc(ref, y)))
+
+
+def test_undefined_gap_and_claim_verdicts():
+    rng = np.random.default_rng(1)
+    y = np.r_[np.ones(20), np.zeros(20)].astype(int)
+    noise = [rng.normal(size=40) for _ in range(3)]
+    stats, dists = compare.arm_stats({"base": [noise[0]], "a": [noise[1]], "ref": [noise[2]]}, y, 300, 0)
+    est = {k: v["auroc"]["estimate"] for k, v in stats.items()}
+    gap = compare.compare({"kind": "gap_diff", "cell": "c", "arm": "a", "other": "base", "base": "base",
+                           "ref": "ref"}, est, dists)
+    assert not gap["defined"] and gap["verdict"] == "inconclusive"
+    v = lambda *vs: compare.claim_verdict([{"verdict": s, "primary": True} for s in vs])  # noqa: E731
+    assert v("reproduced", "reproduced") == "reproduced" and v("refuted") == "refuted"
+    assert v("reproduced", "refuted") == "inconclusive" and compare.claim_verdict([]) == "inconclusive"
+    with pytest.raises(ValueError, match="name arms"):
+        compare.compare({"kind": "diff", "cell": "c", "a": "base", "b": "nope"}, est, dists)
+
+
+def test_config_mistakes_fail_before_training(tmp_path):
+    config = _config()
+    with config.unlocked():
+        config.experiment.comparisons[0].b = "nope"
+    with pytest.raises(ValueError, match="must name arms"):
+        runner.run_experiment(config, tmp_path)
+    config = _config()
+    with config.unlocked():
+        config.experiment.arms[2].name = "harm"
+    with pytest.raises(ValueError, match="unique"):
+        runner.validate(config)
+
+
+@pytest.mark.parametrize("name", ["c1_transfer.py", "c2_adjacency.py", "c3_scaling.py", "demo.py"])
+def test_claim_configs_are_valid(name):
+    spec = importlib.util.spec_from_file_location(f"_cfg_{name[:-3]}", ROOT / "configs" / name)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    config = mod.get_config()
+    runner.validate(config)  # names, comparisons and checkpoint-selection tasks all resolve
+    for cell in config.experiment.cells:
+        assert cell.limit <= sum(tasks.counts(cell.task, cell.prompt)[config.experiment.split])
