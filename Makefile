@@ -17,11 +17,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
-# Speed vs PyTorch/transformers on this machine (about an hour on 2 cores; wants a quiet machine).
+# Speed vs PyTorch/transformers on this machine (about 40 min on 2 cores; wants a quiet machine) -> bench/results.md.
 bench: $(STAMP)
 	$(PY) bench/scoring.py --n_examples=128 --mix_repeats=2 --news_inputs=24
 	$(PY) bench/train_step.py --parts=torch,jax,topk --remat=none,dots
 	$(PY) bench/generate.py
+	$(PY) bench/summary.py
 
 clean:
 	rm -f $(STAMP)

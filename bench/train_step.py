@@ -180,8 +180,8 @@ def report(results: dict, args, took: float, loads: list[str]) -> str:
         f"{args.repeats} timed steps after 2 untimed ones.  ",
         f"1-minute load average before -> after each part: {'; '.join(loads)}. Took {took:.0f} s.",
         "",
-        "| measurement | tok/s | step s (median) | vs PyTorch (same work) | peak RSS GB | MFU | notes |",
-        "|---|---|---|---|---|---|---|",
+        "| measurement | tok/s | step s (median) | vs PyTorch (same work) | target | peak RSS GB | MFU | notes |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for part, r in results.items():
         ratio = f"**{torch_r['median_s'] / r['median_s']:.2f}x**" if torch_r and part.startswith("jax:") else ""
@@ -190,8 +190,9 @@ def report(results: dict, args, took: float, loads: list[str]) -> str:
         notes = f"steps {', '.join(f'{t:.2f}' for t in r['times'])} s; first step {r['first_s']:.1f} s"
         if "peak_gflops" in r:
             notes += f"; matmul peak {r['peak_gflops']:.0f} GFLOP/s"
-        lines.append(f"| {part} | {n / r['median_s']:.0f} | {r['median_s']:.2f} | {ratio} | {r['rss_gb']:.2f} | "
-                     f"{mfu} | {notes} |")
+        target = f"≥ 1.1x; RSS ≤ {torch_r['rss_gb']:.2f} GB" if ratio else ""
+        lines.append(f"| {part} | {n / r['median_s']:.0f} | {r['median_s']:.2f} | {ratio} | {target} | "
+                     f"{r['rss_gb']:.2f} | {mfu} | {notes} |")
     if "topk:plain" in results and "topk:cached" in results:
         sp = results["topk:plain"]["median_s"] / results["topk:cached"]["median_s"]
         lines += ["", f"Cached-feature top-2 training: **{sp:.1f}x** faster per step than plain top-2 once rows are "
