@@ -8,7 +8,9 @@ checkpoint is never held twice. Nothing here imports torch.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import pathlib
 import re
@@ -167,33 +169,87 @@ def config_to_hf(cfg: ModelConfig) -> dict:
     return out
 
 
-# --- tensor layout: HF per-layer suffix -> (our path under "layers", to_ours, to_hf) -------------------------------
+# --- tensor layout: every HF tensor name -> where it goes in our params and how it is reshaped ------------------------
 
-def _layer_layout(cfg: ModelConfig) -> dict[str, tuple[tuple[str, ...], Callable, Callable]]:
-    d, hd, h, kv = cfg.d_model, cfg.head_dim, cfg.n_heads, cfg.n_kv_heads
-    same, tr = (lambda w: w), (lambda w: w.T)
-    lay = {
-        "input_layernorm.weight": (("attn_norm", "scale"), same, same),
-        "post_attention_layernorm.weight": (("mlp_norm", "scale"), same, same),
-        "self_attn.o_proj.weight": (("attn", "o", "kernel"), lambda w: w.T.reshape(h, hd, d),
-                                    lambda w: w.reshape(h * hd, d).T),
-        **{f"mlp.{n}_proj.weight": (("mlp", n, "kernel"), tr, tr) for n in ("gate", "up", "down")},
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where one HF tensor goes: ours = hf.reshape(split).transpose(perm), `split` being `groups` flattened.
+
+    `groups[k]` are the sizes HF axis k splits into (row-major), so HF axis k has size prod(groups[k]); `path`
+    is our param's path from the root and `layer` the index on its stacked leading axis (None: not stacked).
+    """
+
+    path: tuple[str, ...]
+    groups: tuple[tuple[int, ...], ...]
+    perm: tuple[int, ...] | None = None  # None: identity
+    layer: int | None = None
+
+    @property
+    def hf_shape(self) -> tuple[int, ...]:
+        return tuple(math.prod(g) for g in self.groups)
+
+    @property
+    def _split(self) -> tuple[int, ...]:
+        return tuple(n for g in self.groups for n in g)
+
+    @property
+    def _perm(self) -> tuple[int, ...]:
+        return self.perm if self.perm is not None else tuple(range(len(self._split)))
+
+    def to_ours(self, w: np.ndarray) -> np.ndarray:
+        return w.reshape(self._split).transpose(self._perm)
+
+    def to_hf(self, w: np.ndarray) -> np.ndarray:
+        return np.asarray(w).transpose(np.argsort(self._perm)).reshape(self.hf_shape)
+
+    def read(self, src: Any, index: tuple[slice, ...]) -> np.ndarray:
+        """`to_ours(src)[index]`, reading from `src` (HF layout; a safetensors slice or an array) only the block
+        that holds it: the selected rows/columns of every HF axis, whole heads where an axis splits into
+        (heads, head_dim) and only part of head_dim is selected. `index`: unit-step slices over our dims."""
+        split = self._split
+        inner_idx: list[slice] = [slice(None)] * len(split)
+        for ours, p in enumerate(self._perm):
+            inner_idx[p] = index[ours]
+        hf_idx, local, post, pos = [], [], [], 0
+        for g in self.groups:
+            start, stop, step = inner_idx[pos].indices(g[0])
+            if step != 1:
+                raise ValueError(f"Layout.read: index {index} has a non-unit step")
+            rest = math.prod(g[1:])
+            hf_idx.append(slice(start * rest, stop * rest))
+            local += [stop - start, *g[1:]]
+            post += [slice(None), *inner_idx[pos + 1: pos + len(g)]]
+            pos += len(g)
+        block = np.asarray(src[tuple(hf_idx)])
+        return block.reshape(local)[tuple(post)].transpose(self._perm)
+
+
+def hf_layout(cfg: ModelConfig) -> dict[str, Layout]:
+    """Every HF tensor name `cfg` expects, in checkpoint order, -> its `Layout` (a tied head has no `lm_head`)."""
+    d, hd, h, kv, f, v = cfg.d_model, cfg.head_dim, cfg.n_heads, cfg.n_kv_heads, cfg.d_ff, cfg.vocab_size
+    per_layer: dict[str, tuple[tuple[str, ...], tuple[tuple[int, ...], ...], tuple[int, ...] | None]] = {
+        "input_layernorm.weight": (("attn_norm", "scale"), ((d,),), None),
+        "post_attention_layernorm.weight": (("mlp_norm", "scale"), ((d,),), None),
+        "self_attn.o_proj.weight": (("attn", "o", "kernel"), ((d,), (h, hd)), (1, 2, 0)),
+        "mlp.gate_proj.weight": (("mlp", "gate", "kernel"), ((f,), (d,)), (1, 0)),
+        "mlp.up_proj.weight": (("mlp", "up", "kernel"), ((f,), (d,)), (1, 0)),
+        "mlp.down_proj.weight": (("mlp", "down", "kernel"), ((d,), (f,)), (1, 0)),
     }
     for name, n in (("q", h), ("k", kv), ("v", kv)):
-        lay[f"self_attn.{name}_proj.weight"] = (("attn", name, "kernel"), lambda w, n=n: w.T.reshape(d, n, hd),
-                                                lambda w, n=n: w.reshape(d, n * hd).T)
+        per_layer[f"self_attn.{name}_proj.weight"] = (("attn", name, "kernel"), ((n, hd), (d,)), (2, 0, 1))
         if cfg.qkv_bias:
-            lay[f"self_attn.{name}_proj.bias"] = (("attn", name, "bias"), lambda w, n=n: w.reshape(n, hd),
-                                                  lambda w, n=n: w.reshape(n * hd))
+            per_layer[f"self_attn.{name}_proj.bias"] = (("attn", name, "bias"), ((n, hd),), None)
     if cfg.qk_norm:
-        lay["self_attn.q_norm.weight"] = (("attn", "q_norm", "scale"), same, same)
-        lay["self_attn.k_norm.weight"] = (("attn", "k_norm", "scale"), same, same)
-    return lay
-
-
-_TOP = {"model.embed_tokens.weight": ("embed",), "lm_head.weight": ("lm_head",),
-        "model.norm.weight": ("final_norm", "scale")}
-_LAYER_RE = re.compile(r"model\.layers\.(\d+)\.(.+)")
+        per_layer["self_attn.q_norm.weight"] = (("attn", "q_norm", "scale"), ((hd,),), None)
+        per_layer["self_attn.k_norm.weight"] = (("attn", "k_norm", "scale"), ((hd,),), None)
+    out = {"model.embed_tokens.weight": Layout(("embed",), ((v,), (d,)))}
+    for i in range(cfg.n_layers):
+        for suffix, (path, groups, perm) in per_layer.items():
+            out[f"model.layers.{i}.{suffix}"] = Layout(("layers", *path), groups, perm, layer=i)
+    out["model.norm.weight"] = Layout(("final_norm", "scale"), ((d,),))
+    if not cfg.tie_embeddings:
+        out["lm_head.weight"] = Layout(("lm_head",), ((v,), (d,)))
+    return out
 
 
 def _empty_params(cfg: ModelConfig, dtype: Any) -> Params:
@@ -205,50 +261,73 @@ def _empty_params(cfg: ModelConfig, dtype: Any) -> Params:
     return jax.tree.map(lambda s: np.empty(s.shape, dtype), shapes)
 
 
-def _get(tree: Params, path: tuple[str, ...]) -> np.ndarray:
+def get_path(tree: Params, path: tuple[str, ...]) -> Any:
+    """`tree[path[0]][path[1]]...`."""
     for p in path:
         tree = tree[p]
-    return tree  # type: ignore[return-value]
+    return tree
 
 
-class _Filler:
-    """Fills preallocated params from named tensors (HF names), checking every tensor arrives exactly once."""
+class ExpectedTensors:
+    """The HF tensors a config expects; `take` checks each arriving tensor (known, not seen before, right shape)
+    and `done` that none is missing. The same errors for every loader."""
 
-    def __init__(self, cfg: ModelConfig, dtype: Any):
-        self.cfg, self.params, self.layout = cfg, _empty_params(cfg, dtype), _layer_layout(cfg)
-        self.todo = {n for n, p in _TOP.items() if p[0] in self.params}
-        self.todo |= {f"model.layers.{i}.{s}" for i in range(cfg.n_layers) for s in self.layout}
+    def __init__(self, cfg: ModelConfig):
+        self.cfg, self.layout = cfg, hf_layout(cfg)
+        self.todo = set(self.layout)
 
-    def put(self, name: str, value: np.ndarray, where: str) -> None:
+    def take(self, name: str, shape: tuple[int, ...], where: str) -> Layout | None:
+        """The tensor's `Layout`, or None for a tensor to skip (a tied head's copy, a derived RoPE buffer)."""
         what = f"{where}: tensor {name!r}"
         if name not in self.todo:
             if name == "lm_head.weight" and self.cfg.tie_embeddings or name.endswith("rotary_emb.inv_freq"):
-                return  # a redundant copy of the tied embedding / a derived buffer
+                return None
             raise ValueError(f"{what} is unexpected (unknown or duplicated)")
         self.todo.discard(name)
-        m = _LAYER_RE.fullmatch(name)
-        if m is None:
-            dst = _get(self.params, _TOP[name])
-        else:
-            path, to_ours, _ = self.layout[m.group(2)]
-            dst, value = _get(self.params["layers"], path)[int(m.group(1))], to_ours(value)
-        if dst.shape != value.shape:
-            raise ValueError(f"{what}: shape {value.shape} does not match the config's {dst.shape}")
-        dst[...] = value
+        layout = self.layout[name]
+        if tuple(shape) != layout.hf_shape:
+            raise ValueError(f"{what}: shape {tuple(shape)} does not match the config's {layout.hf_shape}")
+        return layout
 
-    def done(self, where: str) -> Params:
+    def done(self, where: str) -> None:
         if self.todo:
             raise ValueError(f"{where}: missing tensor(s) {sorted(self.todo)[:5]} ({len(self.todo)} in all)")
+
+
+class _Filler(ExpectedTensors):
+    """Fills preallocated params from named tensors (HF names), checking every tensor arrives exactly once."""
+
+    def __init__(self, cfg: ModelConfig, dtype: Any):
+        super().__init__(cfg)
+        self.params = _empty_params(cfg, dtype)
+
+    def put(self, name: str, value: np.ndarray, where: str) -> None:
+        layout = self.take(name, value.shape, where)
+        if layout is None:
+            return
+        dst = get_path(self.params, layout.path)
+        if layout.layer is not None:
+            dst = dst[layout.layer]
+        dst[...] = layout.to_ours(value)
+
+    def result(self, where: str) -> Params:
+        self.done(where)
         return self.params
 
 
-def load_hf(path: PathLike, dtype: Any = np.float32) -> tuple[ModelConfig, Params]:
-    """(config, numpy params in `dtype`) from an HF dir with `config.json` and (sharded) `*.safetensors`."""
-    from safetensors import safe_open
-
+def read_hf_config(path: PathLike, dtype: Any = np.float32) -> ModelConfig:
+    """The `ModelConfig` of an HF dir (its `config.json`), with `param_dtype` = `dtype`."""
     path = pathlib.Path(path)
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"{path}: no config.json (an HF model dir has config.json and *.safetensors)")
     cfg = config_from_hf(json.loads((path / "config.json").read_text()))
-    cfg = cfg.replace(param_dtype=np.dtype(dtype).name)
+    return cfg.replace(param_dtype=np.dtype(dtype).name)
+
+
+def hf_files(path: PathLike) -> list[pathlib.Path]:
+    """The safetensors files of an HF dir: those of `model.safetensors.index.json`, else `model.safetensors`,
+    else every `*.safetensors`."""
+    path = pathlib.Path(path)
     index = path / "model.safetensors.index.json"
     if index.exists():
         files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
@@ -258,27 +337,32 @@ def load_hf(path: PathLike, dtype: Any = np.float32) -> tuple[ModelConfig, Param
         files = sorted(p.name for p in path.glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"{path}: no *.safetensors files")
+    return [path / f for f in files]
+
+
+def load_hf(path: PathLike, dtype: Any = np.float32) -> tuple[ModelConfig, Params]:
+    """(config, numpy params in `dtype`) from an HF dir with `config.json` and (sharded) `*.safetensors`.
+    The whole model is built on the host; `model/loading.py` loads straight into shards on a mesh instead."""
+    from safetensors import safe_open
+
+    cfg = read_hf_config(path, dtype)
     filler = _Filler(cfg, dtype)
-    for fname in files:
-        with safe_open(str(path / fname), framework="numpy") as f:
+    for file in hf_files(path):
+        with safe_open(str(file), framework="numpy") as f:
             for name in f.keys():
-                filler.put(name, f.get_tensor(name).astype(dtype, copy=False), str(path / fname))
-    return cfg, filler.done(str(path))
+                filler.put(name, f.get_tensor(name).astype(dtype, copy=False), str(file))
+    return cfg, filler.result(str(path))
 
 
 def _hf_tensors(params: Params, cfg: ModelConfig) -> list[tuple[str, int, Callable[[], np.ndarray]]]:
     """(HF name, bytes, thunk making the tensor in HF layout) for every tensor, in file order."""
-    out: list[tuple[str, int, Callable[[], np.ndarray]]] = [
-        ("model.embed_tokens.weight", params["embed"].nbytes, lambda: np.asarray(params["embed"]))]
-    for i in range(cfg.n_layers):
-        for suffix, (p, _, to_hf) in _layer_layout(cfg).items():
-            stacked = _get(params["layers"], p)
-            make = lambda s=stacked, f=to_hf, i=i: np.ascontiguousarray(f(np.asarray(s[i])))  # noqa: E731
-            out.append((f"model.layers.{i}.{suffix}", stacked.nbytes // cfg.n_layers, make))
-    out.append(("model.norm.weight", params["final_norm"]["scale"].nbytes,
-                lambda: np.asarray(params["final_norm"]["scale"])))
-    if not cfg.tie_embeddings:
-        out.append(("lm_head.weight", params["lm_head"].nbytes, lambda: np.asarray(params["lm_head"])))
+    out = []
+    for name, layout in hf_layout(cfg).items():
+        ours = get_path(params, layout.path)
+        nbytes = ours.nbytes if layout.layer is None else ours.nbytes // cfg.n_layers
+        make = lambda x=ours, lay=layout: np.ascontiguousarray(  # noqa: E731
+            lay.to_hf(np.asarray(x if lay.layer is None else x[lay.layer])))
+        out.append((name, nbytes, make))
     return out
 
 
@@ -390,4 +474,4 @@ def load_gguf(path: PathLike, dtype: Any = np.float32) -> tuple[ModelConfig, Par
         if m and m.group(2) in ("attn_q", "attn_k"):
             w = _unpermute(w, heads if m.group(2) == "attn_q" else cfg.n_kv_heads)
         filler.put(hf, w.astype(dtype), path)
-    return cfg, filler.done(path)
+    return cfg, filler.result(path)

@@ -26,7 +26,7 @@ import optax
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from monitor_jax.model import lora, transformer
+from monitor_jax.model import loading, lora, transformer
 from monitor_jax.model.registry import LoadedModel
 from monitor_jax.train import sharding as shd
 
@@ -232,12 +232,7 @@ def bytes_per_device(abstract: TrainState, shardings: TrainState) -> int:
 def put_params(params: Any, shardings: Any) -> Any:
     """Host (numpy) params -> fresh device arrays holding only each device's shard (works multi-host: every
     process reads its addressable shards from its own host copy)."""
-
-    def put(x, s):
-        host = np.asarray(x)
-        return jax.make_array_from_callback(host.shape, s, lambda idx: host[idx])
-
-    return jax.tree_util.tree_map(put, params, shardings)
+    return loading.put_params(params, shardings)
 
 
 def create_train_state(config: Any, model: LoadedModel, mesh: Mesh,
