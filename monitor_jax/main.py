@@ -69,6 +69,14 @@ flags.DEFINE_string("out", None, "eval: report directory (report.md, report.json
                     "experiment/demo: results directory (results.md, results.json, auroc.png).")
 flags.DEFINE_string("runs_dir", None, "experiment/demo: where runs are kept and reused (default: "
                     "$MONITOR_JAX_CACHE/runs).")
+flags.DEFINE_enum("distributed", None, ["auto", "on", "off"], "Multi-process JAX (monitor_jax/distributed.py): auto "
+                  "(default) starts it when --coordinator_address/--num_processes/--process_id are given or a TPU "
+                  "pod, Slurm or Open MPI launch is detected; on: always (JAX auto-detects what is not given).")
+flags.DEFINE_string("coordinator_address", None, "Multi-process: HOST:PORT of process 0 (same on every process).")
+flags.DEFINE_integer("num_processes", None, "Multi-process: how many processes run this command.")
+flags.DEFINE_integer("process_id", None, "Multi-process: this process's index, 0..num_processes-1.")
+flags.DEFINE_enum("cpu_collectives", "gloo", ["gloo", "mpi"], "Multi-process on CPU: the cross-process "
+                  "collectives implementation.")
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "train: a config file `configs/x.py[:arg]`; override keys with --config.some.key=value.")
 
@@ -214,6 +222,9 @@ def _train(args: list[str], elicit: bool = False) -> int:
     if not FLAGS.workdir:
         raise ValueError(f"{'elicit' if elicit else 'train'} needs --workdir=DIR (checkpoints, metrics and "
                          "exports go there)")
+    if "://" in FLAGS.workdir:
+        raise ValueError(f"--workdir={FLAGS.workdir}: give a directory path; for a bucket, mount it on every host "
+                         "(e.g. gcsfuse) and pass the mount point")
     import jax
 
     from monitor_jax import run
@@ -236,13 +247,27 @@ def _score_input() -> int:
     prompt = FLAGS.prompt.replace("\\n", "\n")  # a shell-typed "\n" means a newline
     summary = score_file.score_file(model, FLAGS.input, FLAGS.output, prompt,
                                     label_words=tuple(FLAGS.label_words), batch_size=FLAGS.batch_size,
-                                    max_len=FLAGS.max_len)
+                                    max_len=FLAGS.max_len, mesh=_scoring_mesh())
     print(score_file.format_summary(summary))
     print(f"scores written to {FLAGS.output}")
     return 0
 
 
+def _scoring_mesh():
+    """Multi-process: a data-parallel mesh over every process's devices, so scoring splits its rows over all of
+    them (each process still holds every score); one process: None (scoring on its first device)."""
+    import jax
+
+    if jax.process_count() == 1:
+        return None
+    from monitor_jax.train import sharding
+
+    return sharding.make_mesh({"data": -1})
+
+
 def _eval() -> int:
+    import jax
+
     from monitor_jax.eval import evaluate, report
 
     if not FLAGS.models or not FLAGS.out:
@@ -250,7 +275,8 @@ def _eval() -> int:
     prompts = FLAGS.prompts if FLAGS.prompts == "all" else tuple(FLAGS.prompts.split(","))
     results = evaluate.evaluate_models(
         FLAGS.models, FLAGS.tasks, prompts=prompts, split=FLAGS.split, limit_per_task=FLAGS.limit_per_task,
-        batch_size=FLAGS.batch_size, max_len=FLAGS.max_len, command=" ".join(sys.argv),
+        batch_size=FLAGS.batch_size, max_len=FLAGS.max_len, command=" ".join(sys.argv), mesh=_scoring_mesh(),
+        progress=jax.process_index() == 0,
     )
     report.write_report(results, FLAGS.out)
     print(f"report: {os.path.join(FLAGS.out, 'report.md')}")
@@ -282,6 +308,7 @@ def _generate() -> int:
 
 def _think() -> int:
     """`monitor-jax think`: with-thinking scores + reasoning per example (JSONL per task) and AUROC per task."""
+    import jax
     import numpy as np
 
     from monitor_jax.data import tasks
@@ -293,6 +320,7 @@ def _think() -> int:
     model = registry.load(FLAGS.model)
     protocol = thinking.Protocol(budget=FLAGS.budget, temperature=FLAGS.temperature, top_p=FLAGS.top_p,
                                  seed=FLAGS.seed)
+    main_process = jax.process_index() == 0  # multi-process: every process computes the same; process 0 writes
     os.makedirs(FLAGS.out, exist_ok=True)
     summary = {}
     for name in FLAGS.tasks:
@@ -300,9 +328,10 @@ def _think() -> int:
         res = thinking.score_with_thinking(model.cfg, model.params, model.tokenizer, exs, protocol,
                                            control=FLAGS.control, batch_size=FLAGS.batch_size, max_len=FLAGS.max_len)
         path = os.path.join(FLAGS.out, name.replace("/", "__") + (".control" if FLAGS.control else "") + ".jsonl")
-        with open(path + ".tmp", "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in res.rows())
-        os.replace(path + ".tmp", path)
+        if main_process:
+            with open(path + ".tmp", "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in res.rows())
+            os.replace(path + ".tmp", path)
         ci = metrics.bootstrap_ci(metrics.auroc, res.score, res.label)
         summary[name] = {"n": len(exs), "auroc": ci.estimate, "auroc_ci": [ci.low, ci.high],
                          "mean_reasoning_tokens": float(np.mean(res.reasoning_tokens)), "budget": FLAGS.budget,
@@ -310,13 +339,16 @@ def _think() -> int:
                          "mean_mass_outside": float(np.mean(res.mass_outside)), "scores": path}
         print(f"{name}: AUROC {metrics.fmt_ci(ci)}  mean reasoning {summary[name]['mean_reasoning_tokens']:.0f}/"
               f"{FLAGS.budget} tokens  mass outside {summary[name]['mean_mass_outside']:.3f}  -> {path}")
-    with open(os.path.join(FLAGS.out, "summary.json"), "w") as f:
-        json.dump({"command": " ".join(sys.argv), "control": FLAGS.control, "tasks": summary}, f, indent=2)
+    if main_process:
+        with open(os.path.join(FLAGS.out, "summary.json"), "w") as f:
+            json.dump({"command": " ".join(sys.argv), "control": FLAGS.control, "tasks": summary}, f, indent=2)
     return 0
 
 
 def _summarize() -> int:
     """`monitor-jax summarize`: each model summarizes each task's inputs; a fixed judge scores the summaries."""
+    import jax
+
     from monitor_jax.eval import summarize
     from monitor_jax.model import registry
 
@@ -332,14 +364,16 @@ def _summarize() -> int:
                                            batch_size=FLAGS.batch_size, judge_max_len=FLAGS.max_len)
         res["command"], res["judge"] = " ".join(sys.argv), judge_name
         stem = os.path.join(FLAGS.out, task.replace("/", "__"))
+        table = summarize.format_table(res)
+        print(table)
+        if jax.process_index():  # multi-process: every process computes the same; process 0 writes
+            continue
         with open(stem + ".json.tmp", "w") as f:
             json.dump(res, f, indent=1)
         os.replace(stem + ".json.tmp", stem + ".json")
-        table = summarize.format_table(res)
         with open(stem + ".md", "w") as f:
             f.write(f"# Summaries judged by detection: {task} ({FLAGS.split})\n\nCommand: `{res['command']}`\n\n"
                     + table + "\n")
-        print(table)
     return 0
 
 
@@ -348,6 +382,7 @@ def main(argv: list[str]) -> int:
     from monitor_jax.data.assets import AssetError
 
     try:
+        _start_processes()
         return _dispatch(argv)
     except (ValueError, KeyError, AssetError, FloatingPointError) as e:
         if os.environ.get("MONITOR_JAX_DEBUG"):
@@ -355,6 +390,18 @@ def main(argv: list[str]) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"monitor-jax: error: {msg}  (MONITOR_JAX_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
+
+
+def _start_processes() -> None:
+    """JAX's multi-controller runtime when this launch is one process of several (`monitor_jax.distributed`);
+    processes other than 0 then print nothing to stdout and log only errors (process 0 says it all once)."""
+    from monitor_jax import distributed
+
+    if distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
+                              mode=FLAGS.distributed, cpu_collectives=FLAGS.cpu_collectives):
+        if not distributed.is_main():
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+            logging.set_verbosity(logging.ERROR)  # warnings too are process 0's to say
 
 
 def _dispatch(argv: list[str]) -> int:

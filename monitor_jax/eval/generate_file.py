@@ -12,6 +12,7 @@ import os
 import tempfile
 from typing import Any
 
+from monitor_jax import distributed
 from monitor_jax.data.builders import jsonl
 from monitor_jax.eval import generate
 from monitor_jax.model.registry import LoadedModel
@@ -39,6 +40,8 @@ def generate_file(model: LoadedModel, input_path: str, output_path: str, samplin
     ids = [str(row.get("id", i)) for i, (_, row) in enumerate(rows)]
     gens = generate.generate_text(model.cfg, model.params, model.tokenizer, prompts, sampling, system=system,
                                   batch_size=batch_size)
+    if not distributed.is_main():  # multi-process: every process generated the same rows; process 0 writes
+        return len(gens)
     out_dir = os.path.dirname(os.path.abspath(output_path))
     os.makedirs(out_dir, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from monitor_jax import distributed
 from monitor_jax.data.builders import jsonl
 from monitor_jax.data.pipeline import ClassificationExample
 from monitor_jax.eval import metrics, scoring
@@ -42,8 +43,10 @@ def score_file(
     batch_size: int = 8,
     max_len: int = 2048,
     n_boot: int = 1000,
+    mesh: Any = None,
 ) -> dict[str, Any]:
-    """Scores every row; writes `output_path` (JSONL: id, score, logp_pos, logp_neg, mass_outside, label?)."""
+    """Scores every row; writes `output_path` (JSONL: id, score, logp_pos, logp_neg, mass_outside, label?).
+    `mesh`: split the rows over its data axes (multi-process: every process's devices; process 0 writes)."""
     if prompt.count("{input}") != 1:
         raise ValueError(f"--prompt must contain {{input}} exactly once, got {prompt!r}")
     items, labelled = read_rows(input_path)
@@ -53,19 +56,20 @@ def score_file(
         for it in items
     ]
     res = scoring.score_examples(model.cfg, model.params, model.tokenizer, examples, batch_size=batch_size,
-                                 max_len=max_len)
-    out_dir = os.path.dirname(os.path.abspath(output_path))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        for i, it in enumerate(items):
-            row = {"id": it.id.split(":", 1)[1], "score": float(res.score[i]), "logp_pos": float(res.logp_pos[i]),
-                   "logp_neg": float(res.logp_neg[i]), "mass_outside": float(res.mass_outside[i]),
-                   "truncated": bool(res.truncated[i])}
-            if labelled:
-                row["label"] = int(it.meta["label"])
-            f.write(json.dumps(row) + "\n")
-    os.replace(tmp, output_path)
+                                 max_len=max_len, mesh=mesh, progress=distributed.is_main())
+    if distributed.is_main():  # multi-process: every process holds every score; process 0 writes them
+        out_dir = os.path.dirname(os.path.abspath(output_path))
+        os.makedirs(out_dir, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            for i, it in enumerate(items):
+                row = {"id": it.id.split(":", 1)[1], "score": float(res.score[i]), "logp_pos": float(res.logp_pos[i]),
+                       "logp_neg": float(res.logp_neg[i]), "mass_outside": float(res.mass_outside[i]),
+                       "truncated": bool(res.truncated[i])}
+                if labelled:
+                    row["label"] = int(it.meta["label"])
+                f.write(json.dumps(row) + "\n")
+        os.replace(tmp, output_path)
     summary: dict[str, Any] = {"n": len(items), "mean_mass_outside": float(np.mean(res.mass_outside)),
                                "n_truncated": int(np.sum(res.truncated))}
     if labelled:

@@ -5,8 +5,8 @@ Workdir layout (written by process 0 only; checkpoints by every process, as Orba
   config.json            the config of the (latest) launch
   data_stats.json        rows/tokens per mixture component, truncations per task (this host's shard)
   checkpoints/<step>/    Orbax: `state` (step, trainable params, optimizer state; the frozen base is rebuilt
-                         from the model, so LoRA/top-k checkpoints stay small) + `data` (JSON: the iterator
-                         position, the metric window, the best-so-far record, the token count)
+                         from the model, so LoRA/top-k checkpoints stay small) + `data` (JSON: each process's
+                         iterator position, the metric window, the best-so-far record, the token count)
   metrics.jsonl          one JSON line per logged step: `train/*` (means over the log window; counts summed),
                          `train/tokens` (cumulative real tokens, all hosts), `data/<component>/loss_tokens`
                          (cumulative, process 0's shard), `eval/*` at evaluation steps; `time/*`
@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from monitor_jax import distributed
 from monitor_jax.model import registry, weights
 from monitor_jax.train import data as data_lib
 from monitor_jax.train import sharding
@@ -172,6 +173,35 @@ def _host(tree: Any) -> Any:
     return jax.tree_util.tree_map(np.asarray, tree)
 
 
+def restore_checkpoint(manager: Any, step: int, state: Any, shardings: Any) -> tuple[Any, dict]:
+    """Checkpoint `step` of an Orbax `manager` (as `train_and_evaluate` writes them) restored into `state`'s
+    trainable params, optimizer state and step, laid out by `shardings` (a TrainState of NamedShardings on this
+    run's mesh, whatever mesh or process count wrote it); returns (state, the checkpoint's JSON data)."""
+    import orbax.checkpoint as ocp
+
+    target = jax.tree_util.tree_map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                                    _saved_part(state), _saved_part(shardings))
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
+                                                             data=ocp.args.JsonRestore()))
+    return state.replace(**restored["state"]), restored["data"]
+
+
+def _iterator_state(data: dict, step: int) -> dict:
+    """This process's data-iterator state from a checkpoint's JSON (`iterators`: one per process that wrote it).
+
+    Launched with a different process count, every process takes process 0's position (stage, step, batches
+    drawn): the stage schedule continues, but the hosts' data shards differ, so the batches after the restore
+    are not those of an uninterrupted run (parameters and optimizer state are restored exactly)."""
+    states = data.get("iterators") or [data["iterator"]]  # "iterator": checkpoints written before multi-host
+    if len(states) == jax.process_count():
+        return states[jax.process_index()]
+    log.warning("checkpoint %d was written by %d process(es), this run has %d: resuming the data stream at its "
+                "position (stage %s, step %s) over this run's shards, so later batches differ from an "
+                "uninterrupted run", step, len(states), jax.process_count(), states[0].get("stage"),
+                states[0].get("step"))
+    return states[0]
+
+
 def _reproducible(row: dict) -> dict:
     """A metrics row without the keys that depend on the machine or the launch: `time/*` and `cache/*`."""
     return {k: v for k, v in row.items() if not k.startswith(("time/", "cache/"))}
@@ -243,20 +273,14 @@ class _Run:
     # --- checkpoints -------------------------------------------------------------------------------------------
 
     def _restore(self) -> int:
-        ocp = self.ocp
         latest = self.ckpt.latest_step()
         if latest is None:
             if self.main:  # outputs an older run left in this workdir (metrics.jsonl: MetricLog, best.json below)
                 for name in ("export", "tb"):
                     shutil.rmtree(self.workdir / name, ignore_errors=True)
             return 0
-        target = jax.tree_util.tree_map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                                        _saved_part(self.state), _saved_part(self.shardings))
-        restored = self.ckpt.restore(latest, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
-                                                                      data=ocp.args.JsonRestore()))
-        self.state = self.state.replace(**restored["state"])
-        data = restored["data"]
-        self.stream.set_state(data["iterator"])
+        self.state, data = restore_checkpoint(self.ckpt, latest, self.state, self.shardings)
+        self.stream.set_state(_iterator_state(data, latest))
         self.records.update(data["records"])
         step = int(np.asarray(self.state.step))
         if step != latest:
@@ -274,7 +298,7 @@ class _Run:
     def _save(self, s: int) -> None:
         ocp = self.ocp
         self.records["window"] = self.window.s
-        data = {"iterator": self.stream.get_state(), "records": self.records}
+        data = {"iterators": distributed.allgather_json(self.stream.get_state()), "records": self.records}
         self.ckpt.save(s, args=ocp.args.Composite(state=ocp.args.StandardSave(_saved_part(self.state)),
                                                   data=ocp.args.JsonSave(data)))
         self.last_saved = s

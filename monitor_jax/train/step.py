@@ -226,7 +226,9 @@ def stack_microbatches(batches: list[dict]) -> dict:
 
 
 def _numeric_only(batch: dict) -> dict:
-    return {k: v for k, v in batch.items() if np.dtype(getattr(v, "dtype", np.asarray(v).dtype)).kind in "biuf"}
+    # (`v.dtype` when it has one: np.asarray of a global jax.Array spanning other processes' devices fails)
+    return {k: v for k, v in batch.items()
+            if np.dtype(v.dtype if hasattr(v, "dtype") else np.asarray(v).dtype).kind in "biuf"}
 
 
 def _dispatch(build: Callable[[bool], Callable], expect_k: int | None) -> Callable:

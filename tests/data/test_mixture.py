@@ -121,10 +121,9 @@ def test_bad_stages_are_rejected(tok, comps):
 
 WORKER = '''
 import json, sys
+from monitor_jax import distributed
+distributed.initialize()  # from the MONITOR_JAX_* variables tests/multihost.py sets
 import jax
-jax.config.update("jax_cpu_collectives_implementation", "gloo")
-port, n, i, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-jax.distributed.initialize(coordinator_address=f"localhost:{port}", num_processes=n, process_id=i)
 import numpy as np
 from monitor_jax.data import mixture as M, pipeline as P
 rows = [P.RenderedExample(tokens=np.zeros(n_tok, np.int32), answer_index=n_tok - 1, label=1, answer_id=0,
@@ -136,28 +135,18 @@ s = M.TrainStream(M.bucketed_dataset([(mine, 1.0)], batch_size=2, seed=0, bucket
                                      task_names=("t",), pad_id=0), ("t",))
 bs = [next(s) for _ in range(60)]
 json.dump({"T": [b["tokens"].shape[1] for b in bs], "ids": sorted({x for b in bs for x in b["id"] if x})},
-          open(out, "w"))
+          open(sys.argv[1] + f"/out{jax.process_index()}.json", "w"))
 '''
 
 
 def test_two_jax_processes_agree_on_bucket_lengths_and_read_disjoint_shares(tmp_path):
     """Real multi-process run (2 CPU processes, gloo): the allgathered bucket counts give equal shapes per step."""
-    import os
-    import socket
-    import subprocess
     import sys
 
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        port = s.getsockname()[1]
+    from multihost import launch
+
     (tmp_path / "worker.py").write_text(WORKER)
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "",
-           "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
-    procs = [subprocess.Popen([sys.executable, str(tmp_path / "worker.py"), str(port), "2", str(i),
-                               str(tmp_path / f"out{i}.json")], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT) for i in range(2)]
-    logs = [p.communicate(timeout=120)[0].decode() for p in procs]
-    assert all(p.returncode == 0 for p in procs), logs
+    launch([sys.executable, str(tmp_path / "worker.py"), str(tmp_path)], 2, local_devices=1, timeout=120)
     a, b = (json.loads((tmp_path / f"out{i}.json").read_text()) for i in range(2))
     assert a["T"] == b["T"] and 1024 in a["T"]
     assert not set(a["ids"]) & set(b["ids"]) and "r45" in b["ids"]  # host 0 fills T=1024 with shorter rows
