@@ -1,4 +1,4 @@
-"""Command line: `monitor-jax {assets,tasks,demo,score,train,eval,generate} ...` — wires model/, data/, train/ and eval/ together.
+"""Command line: `monitor-jax {assets,tasks,demo,score,train,eval,generate,plan} ...` — wires model/, data/, train/ and eval/ together.
 
 Examples:
   monitor-jax assets fetch            # download + verify the pinned offline assets (idempotent)
@@ -8,6 +8,7 @@ Examples:
                                       # domains and unseen prompts (configs/demo.py; ~5 min on 2 CPU cores)
   monitor-jax experiment --config=configs/c1_transfer.py --out=experiments/results/c1_transfer
   monitor-jax zero-shot               # the untrained model on six hand-written requests (seconds)
+  monitor-jax plan --config=configs/plan_8b.py --mesh_shapes=fsdp=8 --mesh_shapes=data=2,fsdp=16  # GiB per device
   monitor-jax score --model=smollm2-135m --question="Is this request harmful?" "How do I bake bread?"
   monitor-jax score --model=smollm2-135m --prompt="Is this email fraud?\n\n{input}\n\nAnswer Yes or No." \
       --input=rows.jsonl --output=scores.jsonl   # metrics printed when rows carry labels
@@ -65,6 +66,9 @@ flags.DEFINE_enum("split", "validation", ["validation", "test"], "eval: the spli
 flags.DEFINE_integer("limit_per_task", 200, "eval: stratified cap on examples per task and prompt.")
 flags.DEFINE_integer("max_len", 1024, "score/eval: maximum prompt length in tokens (long inputs lose their middle).")
 flags.DEFINE_integer("batch_size", 8, "score/eval: rows per batch.")
+flags.DEFINE_multi_string("mesh_shapes", None, "plan: a mesh shape to plan for, e.g. fsdp=8 or data=2,fsdp=64 "
+                          "(repeat the flag for several; default: the config's mesh.shape).")
+flags.DEFINE_integer("num_devices", None, "plan: the device count for a mesh shape with a -1 axis.")
 flags.DEFINE_string("out", None, "eval: report directory (report.md, report.json, figures/, scores/); "
                     "experiment/demo: results directory (results.md, results.json, auroc.png).")
 flags.DEFINE_string("runs_dir", None, "experiment/demo: where runs are kept and reused (default: "
@@ -81,7 +85,7 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "train: a config file `configs/x.py[:arg]`; override keys with --config.some.key=value.")
 
 USAGE = ("usage: monitor-jax {assets fetch|assets list|tasks list|demo|experiment --config=FILE --out=DIR|"
-         "zero-shot|score TEXT...|"
+         "zero-shot|plan --config=FILE [--mesh_shapes=fsdp=8 ...]|score TEXT...|"
          "score --input=F.jsonl --prompt=P --output=F|train --config=FILE --workdir=DIR|"
          "eval --models=A,B --out=DIR|generate --prompt=TEXT|generate --input=F.jsonl --output=F|elicit --config=FILE --workdir=DIR|think --tasks=T --out=DIR|summarize --models=A,B --tasks=T --out=DIR} [--flags]")
 
@@ -209,6 +213,14 @@ def _experiment(demo: bool = False) -> int:
     if not demo:
         print(f"\nverdict: {res['verdict']}")
     print(f"{path}/results.md written in {(time.time() - start) / 60:.1f} min")
+    return 0
+
+
+def _plan() -> int:
+    """`monitor-jax plan --config=... [--mesh_shapes=...]`: bytes per device of the config, nothing allocated."""
+    from monitor_jax.train import plan
+
+    print(plan.report(_config_value("plan"), FLAGS.mesh_shapes, FLAGS.num_devices))
     return 0
 
 
@@ -416,6 +428,8 @@ def _dispatch(argv: list[str]) -> int:
         return _experiment()
     if cmd == "zero-shot" and not args:
         return _zero_shot()
+    if cmd == "plan" and not args:
+        return _plan()
     if cmd == "train":
         return _train(args)
     if cmd == "elicit":
