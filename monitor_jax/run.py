@@ -5,6 +5,7 @@ elicitation pipeline and the experiment runner."""
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any, Callable
 
 import numpy as np
@@ -148,7 +149,8 @@ def _thinking_scores(path: Any, model: Any, examples: list, config: Any, thinker
                                            batch_size=int(e.batch_size), max_len=int(e.max_len), progress=progress)
         scores = np.asarray(res.score, np.float64)
         rows = [{k: v for k, v in r.items() if k != "label"} for r in res.rows()]  # the stripped label means nothing
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")  # unique: every process of a multi-process run writes
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
     os.replace(tmp, path)
     return scores

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
 import re
 from pathlib import Path
 from typing import Any, Sequence
@@ -238,6 +239,7 @@ def write_pseudo_task(directory: str | os.PathLike, name: str, rows: Sequence[tu
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")  # unique: every process of a multi-process run writes
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
     os.replace(tmp, path)
