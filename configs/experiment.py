@@ -15,7 +15,8 @@ max_len 1024 (agent transcripts are ~800-1300 tokens; longer inputs lose their m
   checkpoint selection.
 - `cells`: (task, prompt, `limit` = n items, fixed before the run, `role`).
 - `arms`: `name`, `label`, `stages` (empty: the untrained base model), `x` (a number for the scaling plot),
-  `overrides` {"dotted.key": value} of the training config.
+  `select` ("task:prompt", ...) to choose the checkpoint on (default: the arm's training tasks), `overrides`
+  {"loss__reduction": value}: training-config keys with "__" for ".".
 - `comparisons`: `kind` diff (a, b) | gap (arm, base, ref) | gap_diff (arm, other, base, ref), `cell`
   "task:prompt", `direction` of the claimed effect (+1/-1), `primary` (the verdict is computed from these).
 """
@@ -33,9 +34,14 @@ _spec.loader.exec_module(base)
 task_component, stage, lock = base.task_component, base.stage, base.lock
 
 
-def cell(task: str, limit: int, role: str, prompt: str = "primary") -> ml_collections.ConfigDict:
-    """An evaluation cell: `limit` items (stratified, seed 0) of `task` under `prompt`."""
-    return ml_collections.ConfigDict({"task": task, "prompt": prompt, "limit": int(limit), "role": role})
+def cell(task: str, limit: int, role: str, prompt: str = "primary", *, name: str | None = None,
+         subset: str | None = None, ask_with: str | None = None) -> ml_collections.ConfigDict:
+    """An evaluation cell: `limit` items (stratified, seed 0) of `task` under `prompt`; `subset` "task:prompt" keeps
+    that question's positives only; `ask_with` "task:prompt" asks another question (labels stay `task`'s);
+    `name` (default "task:prompt") is how comparisons refer to it."""
+    c = ml_collections.ConfigDict({"task": task, "prompt": prompt, "limit": int(limit), "role": role})
+    c.name, c.subset, c.ask_with = name or f"{task}:{prompt}", subset, ask_with
+    return c
 
 
 def arm(name: str, *components: ml_collections.ConfigDict, label: str | None = None, x: float | None = None,
@@ -43,8 +49,7 @@ def arm(name: str, *components: ml_collections.ConfigDict, label: str | None = N
     """An arm trained on `components` mixed in one stage (none: the untrained base model)."""
     a = ml_collections.ConfigDict({"name": name, "label": label or name,
                                    "stages": [stage(None, *components)] if components else [],
-                                   "overrides": ml_collections.ConfigDict(
-                                       {k.replace("__", "."): v for k, v in overrides.items()})})
+                                   "overrides": ml_collections.ConfigDict(overrides)})
     a.x = x
     return a
 

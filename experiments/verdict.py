@@ -14,7 +14,7 @@ import json
 import pathlib
 import sys
 
-from monitor_jax.experiment import compare
+from monitor_jax.experiment import compare, runner
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results"
@@ -37,7 +37,7 @@ def declared_sizes(name: str) -> dict[str, int] | None:
     spec = importlib.util.spec_from_file_location(f"_verdict_{name}", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return {f"{c.task}:{c.prompt}": int(c.limit) for c in mod.get_config().experiment.cells}
+    return {runner.cell_key(c): int(c.limit) for c in mod.get_config().experiment.cells}
 
 
 def check(res: dict, name: str) -> tuple[str, list[str]]:

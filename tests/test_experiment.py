@@ -196,7 +196,8 @@ def test_config_mistakes_fail_before_training(tmp_path):
         runner.validate(config)
 
 
-@pytest.mark.parametrize("name", ["c1_transfer.py", "c2_adjacency.py", "c3_scaling.py", "demo.py"])
+@pytest.mark.parametrize("name", ["c1_transfer.py", "c2_adjacency.py", "c3_scaling.py", "c4_prompt_following.py",
+                                  "c5_if_mixing.py", "demo.py"])
 def test_claim_configs_are_valid(name):
     spec = importlib.util.spec_from_file_location(f"_cfg_{name[:-3]}", ROOT / "configs" / name)
     mod = importlib.util.module_from_spec(spec)
@@ -205,3 +206,53 @@ def test_claim_configs_are_valid(name):
     runner.validate(config)  # names, comparisons and checkpoint-selection tasks all resolve
     for cell in config.experiment.cells:
         assert cell.limit <= sum(tasks.counts(cell.task, cell.prompt)[config.experiment.split])
+
+
+def test_if_retention_from_cached_features_equals_the_full_model(done):
+    from monitor_jax.data import pipeline
+    from monitor_jax.experiment import retention
+    from monitor_jax.train import step as step_lib
+
+    config, runs, raw = done
+    shared = raw["shared"]
+    ex = retention.if_examples(8)
+    got = retention.if_nll(shared, config, shared.base_upper, ex)
+    model = shared.model
+    rendered, _ = pipeline.render_examples(model.tokenizer, ex, int(config.data.max_len))
+    assert len(got) == len(rendered) >= 4
+    want = []
+    for r in rendered:
+        b = pipeline.collate([r], int(config.data.max_len), 1, r.pad_id, {pipeline.example_name(r): 0})
+        s, n = step_lib.if_loss(model.cfg, model.params, {k: v for k, v in b.items() if k != "id"})
+        want.append(float(s[0] / n[0]))
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+    checks = retention.generation_checks(shared, shared.full_params(None), retention.CHECKS[:2], max_new_tokens=4)
+    assert [c["prompt"] for c in checks] == [q for q, _ in retention.CHECKS[:2]]
+    assert all(isinstance(c["passed"], bool) and isinstance(c["answer"], str) for c in checks)
+
+
+def test_cells_can_ask_another_question_and_keep_a_subset():
+    config = _config()
+    probe = x.cell("requests/info_hazard", 30, "p", subset="requests/harmful:primary")
+    ref = x.cell("requests/info_hazard", 30, "r", name="ref", subset="requests/harmful:primary",
+                 ask_with="requests/harmful:primary")
+    config.experiment.split = "validation"
+    a, b = runner.cell_examples(config, probe), runner.cell_examples(config, ref)
+    assert [e.id for e in a] == [e.id for e in b] and [e.label for e in a] == [e.label for e in b]
+    harmful = tasks.get("requests/harmful")
+    assert b[0].template == harmful.prompt("primary").template != a[0].template
+    ids = {e.id for e in tasks.examples("requests/harmful", "validation") if e.label == 1}
+    assert {e.id for e in a} <= ids  # harmful requests only
+    assert runner.cell_key(ref) == "ref" and runner.cell_key(probe) == "requests/info_hazard:primary"
+
+
+def test_arm_overrides_reach_the_run_config():
+    config = _config()
+    with config.unlocked():
+        config.experiment.arms[1] = x.arm("harm", x.balanced("harm", "requests/harmful", 16), loss__reduction="token_mean")
+    rc = runner.run_config(config, config.experiment.arms[1], 3)
+    assert rc.loss.reduction == "token_mean" and rc.seed == 3 and "experiment" not in rc
+    with config.unlocked():
+        config.experiment.arms[1] = x.arm("harm", x.balanced("harm", "requests/harmful", 16), loss__nope=1)
+    with pytest.raises(ValueError, match="names no config key"):
+        runner.run_config(config, config.experiment.arms[1], 0)

@@ -291,21 +291,34 @@ def examples(
     limit: int | None = None,
     balance: float | None = None,
     seed: int = 0,
+    where: Callable[[Item], bool] | None = None,
+    ask_with: tuple[Task | str, str] | None = None,
 ) -> list[ClassificationExample]:
     """The task's examples of one split under one prompt.
 
     balance=r keeps at most r majority-class items per minority-class item; limit caps the total (stratified).
-    Subsampling is seeded and keeps id order, so the same call always gives the same examples.
+    Subsampling is seeded and keeps id order, so the same call always gives the same examples. `where` keeps only
+    the items it accepts (before subsampling). `ask_with=(task, prompt)` renders the items with another task's
+    prompt (template, system, label words) of the same domain while the labels stay this task's: e.g. how much a
+    model answers the question it was trained on when a different one is asked (claim C4's reference).
     """
     task = get(task) if isinstance(task, str) else task
     p = task.prompt(prompt)
+    shown, words = p, task.label_words
+    if ask_with is not None:
+        other = get(ask_with[0]) if isinstance(ask_with[0], str) else ask_with[0]
+        if other.domain != task.domain:
+            raise ValueError(f"ask_with: task {other.name!r} is not on {task.name!r}'s domain {task.domain!r}")
+        shown, words = other.prompt(ask_with[1]), other.label_words
     items = domain_items(task.domain, split)
+    if where is not None:
+        items = [it for it in items if where(it)]
     labels = np.array([label_of(task, p, it) for it in items], dtype=np.int64)
     keep = _subsample(labels, limit, balance, np.random.default_rng(seed))
     return [
         ClassificationExample(
-            id=items[i].id, task=task.name, input=items[i].text, label=int(labels[i]), template=p.template,
-            label_words=task.label_words, system=p.system,
+            id=items[i].id, task=task.name, input=items[i].text, label=int(labels[i]), template=shown.template,
+            label_words=words, system=shown.system,
         )
         for i in keep
     ]

@@ -78,3 +78,22 @@ def recompute_verdict(c: Mapping[str, Any]) -> str:
     """The verdict of a stored comparison, recomputed from its CI (the verdict script trusts no stored string)."""
     ci = c["ci"]
     return metrics.verdict(metrics.CI(ci["estimate"], ci["low"], ci["high"]), int(c.get("direction", 1)))
+
+
+def mean_stats(values: Mapping[str, Sequence[np.ndarray]], ref: str, n_boot: int, seed: int,
+               alpha: float = 0.05) -> dict[str, dict]:
+    """Per arm: the seed-mean of a per-item quantity averaged over items (e.g. held-out IF answer NLL) with a
+    bootstrap CI over items, and its paired difference from arm `ref` (same resampled items)."""
+    n = len(next(iter(values.values()))[0])
+    idx = np.random.default_rng(seed).integers(0, n, (n_boot, n))
+    means = {a: np.mean(np.stack([np.asarray(v, np.float64) for v in vs]), axis=0) for a, vs in values.items()}
+    out = {}
+    for a, m in means.items():
+        draws = m[idx].mean(axis=1)
+        row = {"mean": metrics.percentile_ci(float(m.mean()), draws, alpha)._asdict(),
+               "per_seed": [float(np.mean(v)) for v in values[a]]}
+        if ref in means and a != ref:
+            row["diff_vs_" + ref] = metrics.percentile_ci(float(m.mean() - means[ref].mean()),
+                                                          draws - means[ref][idx].mean(axis=1), alpha)._asdict()
+        out[a] = row
+    return out

@@ -45,7 +45,13 @@ class BudgetExhausted(RuntimeError):
 
 
 def cell_key(cell: Any) -> str:
-    return f"{cell.task}:{cell.prompt}"
+    """A cell's name in results and comparisons: `name`, or "task:prompt"."""
+    return cell.get("name") or f"{cell.task}:{cell.prompt}"
+
+
+def _task_prompt(spec: str) -> tuple[str, str]:
+    task, _, prompt = spec.partition(":")
+    return task, prompt or "primary"
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -102,14 +108,33 @@ class Shared:
         """The base upper stack with the trained top layers / final norm in place."""
         return {**self.base_upper, **jax.device_put(trained)}
 
+    def full_params(self, trained: dict | None) -> Any:
+        """The whole model's params with the trained top layers / final norm in place (None: the base model)."""
+        if trained is None:
+            return self.model.params
+        layers = jax.tree_util.tree_map(lambda base, top: np.concatenate([np.asarray(base)[:self.n_lower], top]),
+                                        self.model.params["layers"], trained["layers"])
+        return {**self.model.params, "layers": layers, "final_norm": trained["final_norm"]}
+
 
 def _buckets(config: Any) -> tuple[int, ...]:
     return tuple(config.data.get("buckets") or pipeline.DEFAULT_BUCKETS)
 
 
-def cell_examples(config: Any, cell: Any) -> list:
-    """The items of an evaluation cell: fixed by (task, prompt, split, limit) and seed 0, whatever the run seed."""
-    return tasks.examples(cell.task, config.experiment.split, cell.prompt, limit=int(cell.limit), seed=0)
+def cell_examples(config: Any, cell: Any, split: str | None = None) -> list:
+    """The items of an evaluation cell: fixed by (task, prompt, split, limit) and seed 0, whatever the run seed.
+    Optional cell keys: `subset` "task:prompt" keeps only that question's positives (e.g. harmful requests only);
+    `ask_with` "task:prompt" asks another task's question while the labels stay the cell's (C4's reference)."""
+    where = None
+    if cell.get("subset"):
+        sub_task, sub_prompt = _task_prompt(cell.subset)
+        t = tasks.get(sub_task)
+        p = t.prompt(sub_prompt)
+        where = lambda it: tasks.label_of(t, p, it) == 1  # noqa: E731
+    ask = _task_prompt(cell.ask_with) if cell.get("ask_with") else None
+    split = split or config.experiment.split
+    limit = int(cell.limit) if split == config.experiment.split else None
+    return tasks.examples(cell.task, split, cell.prompt, limit=limit, seed=0, where=where, ask_with=ask)
 
 
 def _selection(config: Any, arm: Any) -> list[tuple[str, list]]:
@@ -135,9 +160,9 @@ def run_config(config: Any, arm: Any, seed: int) -> Any:
         c.seed = int(seed)
         c.data.stages = copy.deepcopy(list(arm.stages))
         c.eval.tasks = ()
-        for key, value in dict(arm.get("overrides") or {}).items():
+        for key, value in dict(arm.get("overrides") or {}).items():  # "loss__reduction" -> c.loss.reduction
             node = c
-            *path, last = key.split(".")
+            *path, last = key.split("__")
             for part in path:
                 node = node[part]
             if last not in node:
@@ -213,16 +238,42 @@ def train_run(shared: Shared, config: Any, arm: Any, seed: int, progress: bool =
     return rdir
 
 
-def cell_scores(shared: Shared, config: Any, rdir: Path | None, cell: Any) -> np.ndarray:
-    """Scores of one cell's items by the run in `rdir` (None: the base model), cached in `rdir`/the base dir."""
+def _where(shared: Shared, config: Any, rdir: Path | None) -> Path:
     where = rdir if rdir is not None else shared.runs_dir / f"base-{config.model.name.replace('/', '_')}"
     where.mkdir(parents=True, exist_ok=True)
-    key = f"{config.experiment.split}|{cell_key(cell)}|{int(cell.limit)}|{int(config.data.max_len)}"
+    return where
+
+
+def retention_of(shared: Shared, config: Any, rdir: Path | None) -> dict:
+    """{"nll": per held-out IF conversation [N], "checks": [{prompt, answer, passed}]} of a run (None: base),
+    cached beside its scores (`experiment.retention`: `if_limit` conversations, `checks` on/off)."""
+    from monitor_jax.experiment import retention
+
+    r = config.experiment.retention
+    where = _where(shared, config, rdir)
+    key = f"retention|{int(r.if_limit)}|{int(config.data.max_len)}|{bool(r.checks)}"
     path = where / "scores.json"
     cached = json.loads(path.read_text()) if path.exists() else {}
     if key not in cached:
+        trained = None if rdir is None else _load_tree(rdir / "chosen_top.npz")
+        upper = shared.base_upper if trained is None else shared.upper_with(trained)
+        nll = retention.if_nll(shared, config, upper, retention.if_examples(int(r.if_limit)))
+        checks = retention.generation_checks(shared, shared.full_params(trained)) if r.checks else []
+        cached[key] = {"nll": nll.tolist(), "checks": checks}
+        _write_json(path, cached)
+    return cached[key]
+
+
+def cell_scores(shared: Shared, config: Any, rdir: Path | None, cell: Any) -> np.ndarray:
+    """Scores of one cell's items by the run in `rdir` (None: the base model), cached in `rdir`/the base dir."""
+    where = _where(shared, config, rdir)
+    key = "|".join(str(v) for v in (config.experiment.split, cell.task, cell.prompt, cell.get("subset"),
+                                        cell.get("ask_with"), int(cell.limit), int(config.data.max_len)))
+    path = where / "scores.json"
+    cached = json.loads(path.read_text()) if path.exists() else {}
+    ex = cell_examples(config, cell)
+    if key not in cached or cached[key]["ids"] != [e.id for e in ex]:
         upper = shared.base_upper if rdir is None else shared.upper_with(_load_tree(rdir / "chosen_top.npz"))
-        ex = cell_examples(config, cell)
         cached[key] = {"ids": [e.id for e in ex], "score": shared.score(config, upper, ex).tolist()}
         _write_json(path, cached)
     return np.asarray(cached[key]["score"], np.float64)
@@ -300,5 +351,11 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
             dirs = [None] if not arm.stages else runs.get(arm.name, [])
             if dirs:
                 scores[k][arm.name] = [cell_scores(shared, config, d, cell) for d in dirs]
+    kept: dict[str, list[dict]] = {}
+    if e.get("retention"):
+        for arm in e.arms:
+            dirs = [None] if not arm.stages else runs.get(arm.name, [])
+            if dirs:
+                kept[arm.name] = [retention_of(shared, config, d) for d in dirs]
     return {"runs": runs, "scores": scores, "labels": labels, "incomplete": incomplete, "shared": shared,
-            "minutes": _spent(done)}
+            "minutes": _spent(done), "retention": kept}

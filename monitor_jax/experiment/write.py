@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from monitor_jax.data import hygiene, tasks
+from monitor_jax.data import hygiene
 from monitor_jax.eval import metrics
-from monitor_jax.experiment import compare
+from monitor_jax.experiment import compare, runner
 
 
 def machine() -> str:
@@ -36,10 +36,10 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, jax {jax.__version__} on {dev.platform} ({len(jax.devices())} device(s))"
 
 
-def _baselines(cell: Any, split: str) -> dict[str, float]:
-    """Length-only and TF-IDF logistic regressions fit on the task's train split, scored on the cell's items."""
-    train = tasks.examples(cell.task, "train", cell.prompt)
-    ev = tasks.examples(cell.task, split, cell.prompt, limit=int(cell.limit), seed=0)
+def _baselines(config: Any, cell: Any) -> dict[str, float]:
+    """Length-only and TF-IDF logistic regressions fit on the cell's train-split items, scored on its items."""
+    train = runner.cell_examples(config, cell, "train")
+    ev = runner.cell_examples(config, cell)
     return hygiene.shortcut_baselines([e.input for e in train], [e.label for e in train],
                                       [e.input for e in ev], [e.label for e in ev])
 
@@ -49,14 +49,15 @@ def summarize(config: Any, raw: dict, *, command: str, wall_minutes: float) -> d
     e = config.experiment
     cells, est_by_cell, dist_by_cell = {}, {}, {}
     for cell in e.cells:
-        k = f"{cell.task}:{cell.prompt}"
+        k = runner.cell_key(cell)
         y = raw["labels"][k]
         stats, dists = compare.arm_stats(raw["scores"][k], y, int(e.n_boot), 0)
         est_by_cell[k] = {a: s["auroc"]["estimate"] for a, s in stats.items()}
         dist_by_cell[k] = dists
         cells[k] = {"task": cell.task, "prompt": cell.prompt, "role": cell.get("role", ""), "n": int(len(y)),
+                    "subset": cell.get("subset"), "ask_with": cell.get("ask_with"),
                     "n_pos": int(y.sum()), "n_neg": int(len(y) - y.sum()), "declared_n": int(cell.limit),
-                    "baselines": _baselines(cell, e.split), "arms": stats}
+                    "baselines": _baselines(config, cell), "arms": stats}
     comparisons = []
     for spec in e.comparisons:
         spec = spec.to_dict()
@@ -70,6 +71,17 @@ def summarize(config: Any, raw: dict, *, command: str, wall_minutes: float) -> d
                 raise
             comparisons.append({**spec, "ci": None, "defined": False, "verdict": "inconclusive",
                                 "note": "not run (budget)"})
+    retention = {}
+    if raw.get("retention"):
+        ref = e.arms[0].name
+        retention = {"if_nll": compare.mean_stats({a: [r["nll"] for r in rs] for a, rs in raw["retention"].items()},
+                                                  ref, int(e.n_boot), 0),
+                     "checks_passed": {a: [sum(c["passed"] for c in r["checks"]) for r in rs]
+                                       for a, rs in raw["retention"].items()},
+                     "n_checks": len(next(iter(raw["retention"].values()))[0]["checks"]),
+                     "n_conversations": len(next(iter(raw["retention"].values()))[0]["nll"]),
+                     "reference": ref,
+                     "answers": {a: [r["checks"] for r in rs] for a, rs in raw["retention"].items()}}
     arms = {a.name: {"label": a.get("label", a.name), "x": a.get("x", None),
                      "runs": [_run_info(d) for d in raw["runs"].get(a.name, [])]} for a in e.arms}
     return {
@@ -82,6 +94,7 @@ def summarize(config: Any, raw: dict, *, command: str, wall_minutes: float) -> d
         "wall_minutes": wall_minutes, "command": command, "machine": machine(),
         "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "incomplete": raw["incomplete"], "cells": cells, "arms": arms, "comparisons": comparisons,
+        "retention": retention,
         "verdict": compare.claim_verdict(comparisons) if raw["incomplete"] is None else "inconclusive",
         "notes": list(e.get("notes", ())),
     }
@@ -146,6 +159,18 @@ def markdown(res: dict) -> str:
             "1–2-grams), scored on the same items.", "", "## Comparisons", "",
             "| cell | quantity | claimed sign | estimate [95 % CI] | verdict |", "|---|---|---|---|---|"]
     out += [_comparison_text(c) for c in res["comparisons"]]
+    if res.get("retention"):
+        r = res["retention"]
+        ref = r["reference"]
+        out += ["", "## Instruction-following retention", "",
+                f"Held-out ShareGPT answers ({r['n_conversations']} validation conversations): mean NLL per answer "
+                f"token (lower is better; 95 % bootstrap CI over conversations, paired difference vs {ref}); "
+                f"greedy generation checks passed (of {r['n_checks']}, per seed).", "",
+                "| arm | IF answer NLL | Δ vs " + ref + " | checks passed |", "|---|---|---|---|"]
+        for a, s in r["if_nll"].items():
+            d = s.get("diff_vs_" + ref)
+            out.append(f"| {res['arms'][a]['label']} | {_ci(s['mean'])} | {_ci(d) if d else ''} | "
+                       f"{', '.join(str(c) for c in r['checks_passed'][a])} |")
     out += ["", "## Runs", "", "| arm | seed | chosen step | training min | chosen on (validation) |",
             "|---|---|---|---|---|"]
     for a, info in res["arms"].items():

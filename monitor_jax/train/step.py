@@ -142,9 +142,10 @@ def answer_loss(model_cfg: transformer.ModelConfig, params: Any, batch: Batch, k
 
 
 def if_loss(model_cfg: transformer.ModelConfig, params: Any, batch: Batch,
-            chunk: int = DEFAULT_IF_CHUNK) -> tuple[jax.Array, jax.Array]:
-    """(sum of target-token NLL per row [B], number of loss tokens per row [B]) for IF rows (0 elsewhere)."""
-    return _if_terms(params, _apply(model_cfg, params, batch), batch, chunk)
+            chunk: int = DEFAULT_IF_CHUNK, embeddings: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """(sum of target-token NLL per row [B], number of loss tokens per row [B]) for IF rows (0 elsewhere).
+    `embeddings`: a frozen lower stack's hidden states (then `model_cfg`/`params` are the upper stack's)."""
+    return _if_terms(params, _apply(model_cfg, params, batch, embeddings=embeddings), batch, chunk)
 
 
 def _terms(trainable: Any, frozen: Any, batch: Batch, config: Any, model_cfg: transformer.ModelConfig) -> dict:
