@@ -5,7 +5,7 @@
 For every experiments/results/<name>/results.json: each comparison's verdict is recomputed from its paired CI
 (`monitor_jax.experiment.compare`), the claim's verdict from its primary comparisons, and every cell's eval size
 is checked against the one its config declares (configs/<name>.py, fixed before the run). The README gets one
-line per claim C1-C8: verdict, scale and where the numbers are.
+line per claim C1-C8: verdict, scale and where the numbers are, then experiments/findings.md (what they mean).
 """
 from __future__ import annotations
 
@@ -98,6 +98,9 @@ def main(argv: list[str]) -> int:
     lines += ["", "Other runs (protocol smoke tests, not claims): [demo_train](results/demo_train/README.md), "
               "[thinking_smollm2](results/thinking_smollm2/README.md), "
               "[summarize_smollm2](results/summarize_smollm2/README.md).", ""]
+    findings = ROOT / "experiments" / "findings.md"  # hand-written readings of the results, kept across rewrites
+    if findings.exists():
+        lines += [findings.read_text().strip(), ""]
     (ROOT / "experiments" / "README.md").write_text("\n".join(lines))
     for p in problems:
         print(p, file=sys.stderr)
