@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -66,30 +67,20 @@ def train(config: Any, workdir: str | os.PathLike, model: Any = None, *, progres
     return loop.train_and_evaluate(config, workdir, evaluate, model=model, progress=progress)
 
 
-def elicit(config: Any, workdir: str | os.PathLike, *, thinker: Callable[[list], np.ndarray] | None = None,
-           progress: bool = True) -> dict[str, Any]:
-    """Unsupervised elicitation (claim C8) in one call: with-thinking scores on an unlabelled split -> pseudo-labels
-    by quantile -> a task file -> 1-token SFT on it (`config.data.stages` name `config.elicit.pseudo_task`) ->
-    no-thinking AUROC against gold labels on `config.eval.tasks` (validation).
-
-    `config.elicit`: `task` and `split` (gold labels are stripped at load: only ids and texts reach the model),
-    `limit` items (seeded), `budget` reasoning tokens, `top`/`bottom` pseudo-label fractions, `labels` "pseudo"
-    or "gold" (the same selected items with their gold labels: the supervised comparison of the same size).
-    `thinker(examples) -> scores` replaces with-thinking scoring (tests inject one of known accuracy). The scores
-    are saved in `workdir/elicit/thinking_scores.jsonl` and reused on a rerun. Gold labels of the unlabelled
-    items are read only after training (or, for `labels="gold"`, right before it), for the summary
-    (`workdir/elicit/summary.json`).
-    """
-    import json
-    from pathlib import Path
-
+def elicit_task(config: Any, workdir: str | os.PathLike, labels: str, *, name: str | None = None,
+                thinker: Callable[[list], np.ndarray] | None = None, progress: bool = True) -> tuple[Any, dict]:
+    """The labelled half of elicitation: with-thinking scores of `config.elicit.limit` unlabelled items (saved in
+    `workdir/elicit/thinking_scores.jsonl` and reused), the top/bottom quantiles as pseudo-labels, written as a
+    task file named `name` (default `config.elicit.pseudo_task`) (`labels="pseudo"`), or the same items with their gold labels
+    (`labels="gold"`: the supervised comparison of the same size). Returns (task file path, facts about it);
+    with pseudo labels, no gold label is read."""
     from monitor_jax.data import pipeline, tasks
-    from monitor_jax.eval import metrics, thinking
+    from monitor_jax.eval import thinking
     from monitor_jax.model import registry
 
     e = config.elicit
-    if e.labels not in ("pseudo", "gold"):
-        raise ValueError(f"config.elicit.labels must be 'pseudo' or 'gold', got {e.labels!r}")
+    if labels not in ("pseudo", "gold"):
+        raise ValueError(f"config.elicit.labels must be 'pseudo' or 'gold', got {labels!r}")
     task = tasks.get(e.task)
     prompt = task.prompt("primary")
     items = tasks.domain_items(task.domain, e.split)
@@ -104,25 +95,46 @@ def elicit(config: Any, workdir: str | os.PathLike, *, thinker: Callable[[list],
     model = registry.load(config.model.name)
     scores = _thinking_scores(out / "thinking_scores.jsonl", model, unlabelled, config, thinker, progress)
     idx, pseudo = thinking.pseudo_labels(scores, float(e.top), float(e.bottom))
+    y = np.asarray([tasks.label_of(task, prompt, items[i]) for i in idx], np.int64) if labels == "gold" else pseudo
+    path = thinking.write_pseudo_task(out / ("task" if labels == "pseudo" else "gold_task"), name or e.pseudo_task,
+                                      [(items[i].id, items[i].text) for i in idx], y, prompt.template,
+                                      task.label_words, system=prompt.system)
+    facts = {"task": task.name, "split": e.split, "n_unlabelled": len(items), "n_labelled": int(len(idx)),
+             "labels": labels, "pseudo_positive_fraction": float(pseudo.mean()), "scores": scores, "items": items,
+             "index": idx, "pseudo": pseudo, "prompt": prompt, "model": model}
+    return path, facts
 
-    def gold() -> np.ndarray:
-        return np.asarray([tasks.label_of(task, prompt, it) for it in items], np.int64)
 
-    labels = gold()[idx] if e.labels == "gold" else pseudo
-    task_file = thinking.write_pseudo_task(out / "task", e.pseudo_task, [(items[i].id, items[i].text) for i in idx],
-                                           labels, prompt.template, task.label_words, system=prompt.system)
+def elicit(config: Any, workdir: str | os.PathLike, *, thinker: Callable[[list], np.ndarray] | None = None,
+           progress: bool = True) -> dict[str, Any]:
+    """Unsupervised elicitation (claim C8) in one call: `elicit_task` (with-thinking scores on an unlabelled split
+    -> pseudo-labels by quantile -> a task file) -> 1-token SFT on it (`config.data.stages` name
+    `config.elicit.pseudo_task`) -> no-thinking AUROC against gold labels on `config.eval.tasks` (validation).
+
+    `config.elicit`: `task` and `split` (gold labels are stripped at load: only ids and texts reach the model),
+    `limit` items (seeded), `budget` reasoning tokens, `top`/`bottom` pseudo-label fractions, `labels` "pseudo"
+    or "gold". `thinker(examples) -> scores` replaces with-thinking scoring (tests inject one of known accuracy).
+    Gold labels of the unlabelled items are read only after training (or, for `labels="gold"`, right before it),
+    for the summary (`workdir/elicit/summary.json`).
+    """
+    import json
+
+    from monitor_jax.data import tasks
+    from monitor_jax.eval import metrics
+
+    task_file, f = elicit_task(config, workdir, config.elicit.labels, thinker=thinker, progress=progress)
     with config.unlocked():
         config.data.task_files = (str(task_file),)
-    result = train(config, workdir, model, progress=progress)
-    y = gold()
+    result = train(config, workdir, f["model"], progress=progress)
+    task = tasks.get(f["task"])
+    y = np.asarray([tasks.label_of(task, f["prompt"], it) for it in f["items"]], np.int64)
     summary = {
-        "task": task.name, "split": e.split, "n_unlabelled": len(items), "n_labelled": int(len(idx)),
-        "labels": e.labels, "pseudo_positive_fraction": float(pseudo.mean()),
-        "pseudo_label_accuracy_vs_gold": float((pseudo == y[idx]).mean()),
-        "thinking_auroc_on_unlabelled_vs_gold": metrics.auroc(scores, y),
+        **{k: f[k] for k in ("task", "split", "n_unlabelled", "n_labelled", "labels", "pseudo_positive_fraction")},
+        "pseudo_label_accuracy_vs_gold": float((f["pseudo"] == y[f["index"]]).mean()),
+        "thinking_auroc_on_unlabelled_vs_gold": metrics.auroc(f["scores"], y),
         "train": result,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    (Path(workdir) / "elicit" / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
 
 

@@ -35,6 +35,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from monitor_jax.data import pipeline, tasks
 from monitor_jax.eval import metrics, scoring
 from monitor_jax.model import registry, transformer, weights
+from monitor_jax.train import data as train_data
 from monitor_jax.train import features, loop, sharding
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class Shared:
         if not jax.config.jax_compilation_cache_dir:  # reruns and resumed runs reuse the compiled programs
             jax.config.update("jax_compilation_cache_dir", str(assets.cache_dir() / "xla"))
         model = registry.load(config.model.name)
+        train_data.register_task_files(config, model.tokenizer)
         n_lower = features.n_lower_layers(config, model.cfg)
         lower, upper = transformer.split_params(model.params, n_lower)
         mesh = sharding.make_mesh(config.mesh.shape)

@@ -1,0 +1,55 @@
+"""C8: write the pseudo-labelled and the gold-labelled task files (with-thinking scoring of unlabelled items, saved
+and reused), then run configs/c8_elicitation.py's arms with the experiment runner and write its results.
+
+    python experiments/c8_elicitation.py [--workdir=DIR]     # default $MONITOR_JAX_CACHE/elicit_c8
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+GOLD = "elicit/gold"  # configs/c8_elicitation.py's gold arm trains on this task
+
+
+def main() -> int:
+    from monitor_jax import run
+    from monitor_jax.data import assets, tasks
+    from monitor_jax.eval import metrics
+    from monitor_jax.experiment import runner, write
+
+    import run_all
+    import verdict
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", default=str(assets.cache_dir() / "elicit_c8"))
+    args = ap.parse_args()
+    start = time.time()
+    config = run_all.load_config("c8_elicitation")
+    pseudo_file, f = run.elicit_task(config, args.workdir, "pseudo")
+    gold_file, _ = run.elicit_task(config, args.workdir, "gold", name=GOLD)
+    with config.unlocked():
+        config.data.task_files = (str(pseudo_file), str(gold_file))
+    raw = runner.run_experiment(config, assets.cache_dir() / "runs")
+    res = write.summarize(config, raw, command="python experiments/c8_elicitation.py",
+                          wall_minutes=(time.time() - start) / 60)
+    task = tasks.get(f["task"])  # gold labels of the unlabelled items: read only now, for the record
+    y = np.asarray([tasks.label_of(task, f["prompt"], it) for it in f["items"]], np.int64)
+    res["notes"] = res["notes"] + [
+        f"Pseudo-labels: {f['n_labelled']} of {f['n_unlabelled']} unlabelled train items (top/bottom 30 % of the "
+        f"with-thinking scores, reasoning budget {int(config.elicit.budget)} tokens); their accuracy against the "
+        f"gold labels {float((f['pseudo'] == y[f['index']]).mean()):.3f}; with-thinking AUROC on all "
+        f"{len(y)} unlabelled items {metrics.auroc(f['scores'], y):.3f} (gold read after training)."]
+    write.write(res, ROOT / "experiments" / "results" / "c8_elicitation")
+    print(write.table(res), f"\nverdict: {res['verdict']}")
+    verdict.main([])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
