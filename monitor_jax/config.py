@@ -1,9 +1,10 @@
-"""Base training config: every key `monitor-jax train` reads, with its default, top to bottom.
+"""The base training config: every key `monitor-jax train` reads, with its default, top to bottom.
 
     monitor-jax train --config=configs/base.py --workdir=/tmp/run [--config.optim.lr=3e-5 ...]
 
-Other configs start from `get_config()` here (loaded by path: `configs/` is not a package) and change what
-their experiment is about. Keys and their meaning:
+`configs/base.py` re-exports this module; the other config files (and a notebook, which has no `configs/`) start
+from `get_config()` here, build their mixtures with `task_component` / `instruction_component` / `stage`, and
+`lock` the result. Keys and their meaning:
 
 - `seed`: data order, subsampling, init of new params (LoRA).
 - `model`: `name` for `registry.load` (smollm2-135m, tiny-random-<family>, hf:DIR, gguf:FILE); compute `dtype`;
@@ -96,6 +97,7 @@ def lock(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The base config, locked (unknown keys are an error); `arg` is ignored."""
     del arg
     c = ml_collections.ConfigDict()
     c.seed = 0

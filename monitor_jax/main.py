@@ -470,7 +470,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
         hint = re.search(r'Did you mean "([^"]+)"', text)
         print(f"monitor-jax: error: unknown config key {', '.join(named) or text}"
               + (f" (did you mean {hint.group(1)!r}?)" if hint else "")
-              + "; configs are locked: configs/base.py lists every key", file=sys.stderr)
+              + "; configs are locked: monitor_jax/config.py lists every key", file=sys.stderr)
         sys.exit(2)
 
 
