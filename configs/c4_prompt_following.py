@@ -35,7 +35,7 @@ def get_config(arg: str | None = None):
         e.name, e.claim = "c4_prompt_following", "C4"
         e.statement = ("After training on one task, a different question about the same data domain is answered as "
                        "if it were the training question, worse than by the untrained model.")
-        e.budget_minutes = 45.0
+        e.budget_minutes = 90.0  # 45 stopped the first run after one seed on a machine shared with 3 jobs
         only_harmful = dict(subset=HARM)
         e.cells = [
             x.cell("news/entertainment", 200, "probe (primary): new question on the trained BBC domain"),
