@@ -242,8 +242,11 @@ class _Run:
                 os.replace(old, self.workdir / "config.previous.json")
             _atomic_write(old, text)
 
-        self.model = model if model is not None else registry.load(config.model.name)
         self.mesh = sharding.make_mesh(config.mesh.shape)
+        if model is None:  # an hf: checkpoint streams straight into its shards (no full host copy)
+            model = registry.load(config.model.name,
+                                  shardings=lambda cfg: state_lib.abstract_state(config, cfg, self.mesh)[2])
+        self.model = model
         self.state, self.shardings = state_lib.create_train_state(config, self.model, self.mesh)
         self.stream = data_lib.train_batches(self.model.tokenizer, config)
         self.train_step = step_lib.make_train_step(config, self.model.cfg, self.mesh, self.shardings)

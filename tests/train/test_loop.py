@@ -174,3 +174,27 @@ def test_step_batches_stack_one_bucket_per_step_and_follow_the_stages(model):
     config.data.stages = config.data.stages[:1]  # 1 step of data for a 3-step run
     with pytest.raises(ValueError, match="total_steps"):
         data_lib.train_batches(model.tokenizer, config)
+
+
+def test_an_hf_checkpoint_streams_into_its_shards_and_trains_like_a_host_copy(tmp_path, model, monkeypatch):
+    """`model.name=hf:DIR` with no model given: params come from `load_hf_sharded` (never `weights.load_hf`'s full
+    host copy) and the run equals one started from the same weights loaded on the host."""
+    from monitor_jax.model import loading, weights
+
+    weights.save_hf(model.params, model.cfg, tmp_path / "ckpt", tokenizer=model.tokenizer)
+    config = _tiny(**{"model.name": f"hf:{tmp_path / 'ckpt'}", "optim.total_steps": 2, "checkpoint.every": 2,
+                      "eval.tasks": ()})
+    host = registry.load(config.model.name)
+    calls = []
+    real = loading.load_hf_sharded
+    monkeypatch.setattr(loading, "load_hf_sharded", lambda *a, **k: calls.append(a) or real(*a, **k))
+    monkeypatch.setattr(weights, "load_hf", lambda *a, **k: pytest.fail("full host copy"))
+    streamed = loop.train_and_evaluate(config, tmp_path / "streamed", progress=False)
+    assert len(calls) == 1
+    monkeypatch.undo()
+    hosted = loop.train_and_evaluate(config, tmp_path / "host", model=host, progress=False)
+    losses = [[r["train/loss"] for r in loop.read_metrics(d) if "train/loss" in r] for d in
+              (tmp_path / "streamed", tmp_path / "host")]
+    assert losses[0] and losses[0] == pytest.approx(losses[1], rel=1e-6)
+    a, b = _exported(streamed["export"]), _exported(hosted["export"])
+    jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), a, b)
