@@ -4,7 +4,8 @@
 
 Arms: the untrained base model; a mixture of five tasks from four domains that are not evaluated (tweet
 sentiment, two BBC topic questions, threat toxicity, jailbreak detection; 96 balanced items each, equal
-weights); in-domain training on each evaluated task (the denominator of "gap recovered", shared with C2).
+weights); in-domain training on info hazards (the denominator of "gap recovered", shared with C2; the agent task's
+in-domain arm is C2's, where its gap is reported).
 Cells (test split, sizes fixed here): the agent-transcript sabotage monitor, one harm category (info hazards)
 and harmful-vs-benign requests: none of their domains or prompts is seen by the mixture.
 """
@@ -35,14 +36,13 @@ def get_config(arg: str | None = None):
         e.arms = [x.arm("base", label="untrained"),
                   x.arm("mixture", x.task_component("mix", MIXTURE, 1.0, limit_per_task=x.TRAIN_ITEMS, balance=1.0),
                         label="mixture (5 other tasks)"),
-                  *x.in_domain_arms()]
+                  x.in_domain_arms()[1]]
         cells = [f"{cl.task}:primary" for cl in e.cells]
         e.comparisons = [x.comparison("diff", k, a="base", b="mixture", primary=True) for k in cells] + [
-            x.comparison("gap", cells[0], arm="mixture", base="base", ref="in_agent"),
             x.comparison("gap", cells[1], arm="mixture", base="base", ref="in_info"),
-            x.comparison("diff", cells[0], a="mixture", b="in_agent"),
             x.comparison("diff", cells[1], a="mixture", b="in_info"),
         ]
         e.notes = ("The mixture's tasks share no domain with the cells; every cell's prompt is one the mixture "
-                   "never saw. requests/harmful has no in-domain arm here (no gap for it).",)
+                   "never saw. Gap recovered is reported for info hazards here and for the agent task in C2 "
+                   "(its in-domain arm costs ~15 min of agent-transcript features on 2 cores).",)
     return x.lock(c)
