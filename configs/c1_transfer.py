@@ -30,7 +30,7 @@ def get_config(arg: str | None = None):
         e.name, e.claim = "c1_transfer", "C1"
         e.statement = ("Training on other tasks (other domains, other prompts) improves AUROC on unseen tasks "
                        "with unseen prompts.")
-        e.budget_minutes = 90.0
+        e.budget_minutes = 150.0  # 90 skipped the in-domain arm after the mixture's runs on a shared machine
         harmful = x.cell("requests/harmful", 200, "held-out: harmful vs benign requests")
         e.cells = [x.agent_cell(), x.info_cell(), harmful]
         e.arms = [x.arm("base", label="untrained"),

@@ -125,9 +125,13 @@ def test_budget_stops_runs_and_results_say_so(done, tmp_path):
     assert out["incomplete"] and "budget" in out["incomplete"]
     assert len(out["runs"]["harm"]) == 1 and not out["runs"]["tweets"]
     res = write.summarize(config, out, command="test", wall_minutes=0.0)
-    assert res["verdict"] == "inconclusive" and res["incomplete"]
+    assert res["incomplete"]
     gap = [c for c in res["comparisons"] if c["kind"] == "gap"][0]
-    assert gap["note"] == "not run (budget)"
+    assert gap["note"] == "not run (budget)" and gap["verdict"] == "inconclusive"
+    with config.unlocked():  # a primary comparison that was not run makes the claim inconclusive
+        config.experiment.comparisons[1].primary = True
+    res = write.summarize(config, out, command="test", wall_minutes=0.0)
+    assert res["verdict"] == "inconclusive"
 
 
 def test_results_files_and_verdict(done, tmp_path):

@@ -95,7 +95,7 @@ def summarize(config: Any, raw: dict, *, command: str, wall_minutes: float) -> d
         "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "incomplete": raw["incomplete"], "cells": cells, "arms": arms, "comparisons": comparisons,
         "retention": retention,
-        "verdict": compare.claim_verdict(comparisons) if raw["incomplete"] is None else "inconclusive",
+        "verdict": compare.claim_verdict(comparisons),  # a primary comparison not run counts as inconclusive
         "notes": list(e.get("notes", ())),
     }
 
