@@ -240,10 +240,18 @@ def train_run(shared: Shared, config: Any, arm: Any, seed: int, progress: bool =
     return rdir
 
 
-def _where(shared: Shared, config: Any, rdir: Path | None) -> Path:
+def _memo(shared: Shared, config: Any, rdir: Path | None, key: str, compute: Callable[[dict | None], Any],
+          valid: Callable[[Any], bool] = lambda v: True) -> Any:
+    """`compute(trained top layers, None for the base model)` for the run in `rdir` (None: the base model), kept
+    under `key` in the run's (or the base model's) scores.json and reused while `valid(kept)` holds."""
     where = rdir if rdir is not None else shared.runs_dir / f"base-{config.model.name.replace('/', '_')}"
     where.mkdir(parents=True, exist_ok=True)
-    return where
+    path = where / "scores.json"
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    if key not in kept or not valid(kept[key]):
+        kept[key] = compute(None if rdir is None else _load_tree(rdir / "chosen_top.npz"))
+        _write_json(path, kept)
+    return kept[key]
 
 
 def retention_of(shared: Shared, config: Any, rdir: Path | None) -> dict:
@@ -252,33 +260,30 @@ def retention_of(shared: Shared, config: Any, rdir: Path | None) -> dict:
     from monitor_jax.experiment import retention
 
     r = config.experiment.retention
-    where = _where(shared, config, rdir)
-    key = f"retention|{int(r.if_limit)}|{int(config.data.max_len)}|{bool(r.checks)}"
-    path = where / "scores.json"
-    cached = json.loads(path.read_text()) if path.exists() else {}
-    if key not in cached:
-        trained = None if rdir is None else _load_tree(rdir / "chosen_top.npz")
+
+    def compute(trained: dict | None) -> dict:
         upper = shared.base_upper if trained is None else shared.upper_with(trained)
         nll = retention.if_nll(shared, config, upper, retention.if_examples(int(r.if_limit)))
         checks = retention.generation_checks(shared, shared.full_params(trained)) if r.checks else []
-        cached[key] = {"nll": nll.tolist(), "checks": checks}
-        _write_json(path, cached)
-    return cached[key]
+        return {"nll": nll.tolist(), "checks": checks}
+
+    return _memo(shared, config, rdir, f"retention|{int(r.if_limit)}|{int(config.data.max_len)}|{bool(r.checks)}",
+                 compute)
 
 
 def cell_scores(shared: Shared, config: Any, rdir: Path | None, cell: Any) -> np.ndarray:
     """Scores of one cell's items by the run in `rdir` (None: the base model), cached in `rdir`/the base dir."""
-    where = _where(shared, config, rdir)
     key = "|".join(str(v) for v in (config.experiment.split, cell.task, cell.prompt, cell.get("subset"),
                                         cell.get("ask_with"), int(cell.limit), int(config.data.max_len)))
-    path = where / "scores.json"
-    cached = json.loads(path.read_text()) if path.exists() else {}
     ex = cell_examples(config, cell)
-    if key not in cached or cached[key]["ids"] != [e.id for e in ex]:
-        upper = shared.base_upper if rdir is None else shared.upper_with(_load_tree(rdir / "chosen_top.npz"))
-        cached[key] = {"ids": [e.id for e in ex], "score": shared.score(config, upper, ex).tolist()}
-        _write_json(path, cached)
-    return np.asarray(cached[key]["score"], np.float64)
+    ids = [e.id for e in ex]
+
+    def compute(trained: dict | None) -> dict:
+        upper = shared.base_upper if trained is None else shared.upper_with(trained)
+        return {"ids": ids, "score": shared.score(config, upper, ex).tolist()}
+
+    return np.asarray(_memo(shared, config, rdir, key, compute, lambda kept: kept["ids"] == ids)["score"],
+                      np.float64)
 
 
 def validate(config: Any) -> None:
@@ -345,19 +350,14 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
             break
     scores: dict[str, dict[str, list[np.ndarray]]] = {}
     labels: dict[str, np.ndarray] = {}
+    models = {a.name: [None] if not a.stages else runs[a.name] for a in e.arms}  # None: the base model
+    models = {a: dirs for a, dirs in models.items() if dirs}
     for cell in e.cells:
         k = cell_key(cell)
         labels[k] = np.asarray([x.label for x in cell_examples(config, cell)], np.int64)
-        scores[k] = {}
-        for arm in e.arms:
-            dirs = [None] if not arm.stages else runs.get(arm.name, [])
-            if dirs:
-                scores[k][arm.name] = [cell_scores(shared, config, d, cell) for d in dirs]
+        scores[k] = {a: [cell_scores(shared, config, d, cell) for d in dirs] for a, dirs in models.items()}
     kept: dict[str, list[dict]] = {}
     if e.get("retention"):
-        for arm in e.arms:
-            dirs = [None] if not arm.stages else runs.get(arm.name, [])
-            if dirs:
-                kept[arm.name] = [retention_of(shared, config, d) for d in dirs]
+        kept = {a: [retention_of(shared, config, d) for d in dirs] for a, dirs in models.items()}
     return {"runs": runs, "scores": scores, "labels": labels, "incomplete": incomplete, "shared": shared,
             "minutes": _spent(done), "retention": kept}
