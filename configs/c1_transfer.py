@@ -19,9 +19,6 @@ _spec = importlib.util.spec_from_file_location("_monitor_jax_config_experiment",
 x = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(x)
 
-MIXTURE = ["tweets/negative", "news/business", "news/tech", "toxicity/threat", "jailbreak/jailbreak"]
-
-
 def get_config(arg: str | None = None):
     del arg
     c = x.get_config()
@@ -34,8 +31,7 @@ def get_config(arg: str | None = None):
         harmful = x.cell("requests/harmful", 200, "held-out: harmful vs benign requests")
         e.cells = [x.agent_cell(), x.info_cell(), harmful]
         e.arms = [x.arm("base", label="untrained"),
-                  x.arm("mixture", x.task_component("mix", MIXTURE, 1.0, limit_per_task=x.TRAIN_ITEMS, balance=1.0),
-                        label="mixture (5 other tasks)"),
+                  x.mixture_arm(),
                   x.in_domain_arms()[1]]
         cells = [f"{cl.task}:primary" for cl in e.cells]
         e.comparisons = [x.comparison("diff", k, a="base", b="mixture", primary=True) for k in cells] + [

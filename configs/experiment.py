@@ -14,7 +14,8 @@ max_len 1024 (agent transcripts are ~800-1300 tokens; longer inputs lose their m
   checkpoint); `n_boot` paired bootstrap resamples; `select_limit` validation items per training task for
   checkpoint selection.
 - `cells`: (task, prompt, `limit` = n items, fixed before the run, `role`).
-- `arms`: `name`, `label`, `stages` (empty: the untrained base model), `x` (a number for the scaling plot),
+- `cells` may also set `view` (thinking | thinking_control | summary), `budget`, `judge`, `arms` (views.py).
+- `arms`: `name`, `label`, `stages` (empty: the untrained base model), `x` (a number for the scaling plot), `seeds`,
   `select` ("task:prompt", ...) to choose the checkpoint on (default: the arm's training tasks), `overrides`
   {"loss__reduction": value}: training-config keys with "__" for ".".
 - `comparisons`: `kind` diff (a, b) | gap (arm, base, ref) | gap_diff (arm, other, base, ref), `cell`
@@ -35,22 +36,32 @@ task_component, stage, lock = base.task_component, base.stage, base.lock
 
 
 def cell(task: str, limit: int, role: str, prompt: str = "primary", *, name: str | None = None,
-         subset: str | None = None, ask_with: str | None = None) -> ml_collections.ConfigDict:
+         subset: str | None = None, ask_with: str | None = None, view: str | None = None, budget: int | None = None,
+         judge: str | None = None, arms: tuple[str, ...] | None = None) -> ml_collections.ConfigDict:
     """An evaluation cell: `limit` items (stratified, seed 0) of `task` under `prompt`; `subset` "task:prompt" keeps
     that question's positives only; `ask_with` "task:prompt" asks another question (labels stay `task`'s);
-    `name` (default "task:prompt") is how comparisons refer to it."""
+    `name` (default "task:prompt") is how comparisons refer to it; `view` thinking | thinking_control | summary
+    with `budget` generated tokens and, for summaries, the `judge` arm (monitor_jax/experiment/views.py); `arms`
+    the arms scored on it (default all)."""
     c = ml_collections.ConfigDict({"task": task, "prompt": prompt, "limit": int(limit), "role": role})
     c.name, c.subset, c.ask_with = name or f"{task}:{prompt}", subset, ask_with
+    if view is not None:
+        c.view, c.budget, c.judge = view, budget, judge
+    if arms is not None:
+        c.arms = tuple(arms)
     return c
 
 
 def arm(name: str, *components: ml_collections.ConfigDict, label: str | None = None, x: float | None = None,
-        **overrides) -> ml_collections.ConfigDict:
-    """An arm trained on `components` mixed in one stage (none: the untrained base model)."""
+        seeds: tuple[int, ...] | None = None, **overrides) -> ml_collections.ConfigDict:
+    """An arm trained on `components` mixed in one stage (none: the untrained base model); `seeds` replaces the
+    experiment's seeds for this arm (e.g. one judge run)."""
     a = ml_collections.ConfigDict({"name": name, "label": label or name,
                                    "stages": [stage(None, *components)] if components else [],
                                    "overrides": ml_collections.ConfigDict(overrides)})
     a.x = x
+    if seeds is not None:
+        a.seeds = tuple(seeds)
     return a
 
 
@@ -112,6 +123,16 @@ def agent_cell() -> ml_collections.ConfigDict:
 
 def info_cell() -> ml_collections.ConfigDict:
     return cell(INFO, 406, "held-out: harmful requests, one category (the whole test split)")
+
+
+MIXTURE = ["tweets/negative", "news/business", "news/tech", "toxicity/threat", "jailbreak/jailbreak"]
+
+
+def mixture_arm() -> ml_collections.ConfigDict:
+    """C1's arm (shared by C6 and C7, so they score the same runs): five tasks of four domains none of the held-out
+    cells shares, 96 balanced items each, equal weights."""
+    return arm("mixture", task_component("mix", MIXTURE, 1.0, limit_per_task=TRAIN_ITEMS, balance=1.0),
+               label="mixture (5 other tasks)")
 
 
 def in_domain_arms() -> list[ml_collections.ConfigDict]:

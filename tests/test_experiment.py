@@ -201,7 +201,7 @@ def test_config_mistakes_fail_before_training(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["c1_transfer.py", "c2_adjacency.py", "c3_scaling.py", "c4_prompt_following.py",
-                                  "c5_if_mixing.py", "demo.py"])
+                                  "c5_if_mixing.py", "c6_thinking.py", "c7_summarization.py", "demo.py"])
 def test_claim_configs_are_valid(name):
     spec = importlib.util.spec_from_file_location(f"_cfg_{name[:-3]}", ROOT / "configs" / name)
     mod = importlib.util.module_from_spec(spec)

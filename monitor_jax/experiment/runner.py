@@ -272,7 +272,12 @@ def retention_of(shared: Shared, config: Any, rdir: Path | None) -> dict:
 
 
 def cell_scores(shared: Shared, config: Any, rdir: Path | None, cell: Any) -> np.ndarray:
-    """Scores of one cell's items by the run in `rdir` (None: the base model), cached in `rdir`/the base dir."""
+    """Scores of one cell's items by the run in `rdir` (None: the base model), cached in `rdir`/the base dir;
+    a thinking cell's come from `views.thinking_scores` (summary cells: `views.summary_cell`)."""
+    from monitor_jax.experiment import views
+
+    if views.view_of(cell).startswith("thinking"):
+        return np.asarray(views.thinking_scores(shared, config, rdir, cell)["score"], np.float64)
     key = "|".join(str(v) for v in (config.experiment.split, cell.task, cell.prompt, cell.get("subset"),
                                         cell.get("ask_with"), int(cell.limit), int(config.data.max_len)))
     ex = cell_examples(config, cell)
@@ -288,7 +293,7 @@ def cell_scores(shared: Shared, config: Any, rdir: Path | None, cell: Any) -> np
 
 def validate(config: Any) -> None:
     """Clear errors before any training: unique arms and cells, comparisons naming both, a checkpoint choice."""
-    from monitor_jax.experiment import compare
+    from monitor_jax.experiment import compare, views
 
     e = config.experiment
     arms = [a.name for a in e.arms]
@@ -298,18 +303,36 @@ def validate(config: Any) -> None:
             raise ValueError(f"config.experiment: {what} names must be non-empty and unique, got {names}")
     if not e.seeds:
         raise ValueError("config.experiment.seeds is empty")
+    columns = {}
+    for c in e.cells:
+        where, view = f"config.experiment.cells {cell_key(c)!r}", views.view_of(c)
+        scored = scored_arms(config, c)
+        if set(scored) - set(arms):
+            raise ValueError(f"{where}: arms {sorted(set(scored) - set(arms))} are not arms of the experiment")
+        if view != "plain" and not int(c.get("budget") or 0) > 0:
+            raise ValueError(f"{where}: a {view} cell needs budget > 0 (tokens of reasoning / summary)")
+        if view == "summary" and c.get("judge") not in arms:
+            raise ValueError(f"{where}: judge must name an arm (its first run judges the summaries), got "
+                             f"{c.get('judge')!r}")
+        columns[cell_key(c)] = scored + views.pseudo_arms(c, scored)
     for c in e.comparisons:
         if c.cell not in cells:
             raise ValueError(f"config.experiment.comparisons: cell {c.cell!r} is not one of {cells}")
         if c.kind not in compare.KINDS:
             raise ValueError(f"config.experiment.comparisons: kind must be one of {sorted(compare.KINDS)}, "
                              f"got {c.kind!r}")
-        bad = [r for r in compare.KINDS[c.kind] if c.get(r) not in arms]
+        bad = [r for r in compare.KINDS[c.kind] if c.get(r) not in columns[c.cell]]
         if bad:
-            raise ValueError(f"config.experiment.comparisons: {c.kind} on {c.cell}: {bad} must name arms of {arms}")
+            raise ValueError(f"config.experiment.comparisons: {c.kind} on {c.cell}: {bad} must name arms scored "
+                             f"on it: {columns[c.cell]}")
     for a in e.arms:
         if a.stages:
             _selection(config, a)
+
+
+def scored_arms(config: Any, cell: Any) -> list[str]:
+    """The arms a cell scores: its `arms` when set, else every arm of the experiment."""
+    return list(cell.get("arms") or [a.name for a in config.experiment.arms])
 
 
 def _spent(runs: list[Path]) -> float:
@@ -320,11 +343,14 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
                    progress: bool = True, on_run: Callable[[str, int], None] | None = None) -> dict:
     """Trains every (arm, seed) of `config.experiment` and scores every cell; returns the raw material of the
     results: {"runs": {arm: [run dirs]}, "scores": {cell: {arm: [scores per seed]}}, "labels": {cell: y},
-    "incomplete": reason or None, "shared": the Shared context}.
+    "incomplete": reason or None, "shared": the Shared context, "generation": {cell: {arm: lengths}} of the
+    thinking and summary cells (`views.py`)}. An arm may set its own `seeds`; a cell its `arms` and `view`.
 
     Budget: before a run starts, the training minutes already spent on this experiment's runs plus the mean of
     those runs (or nothing before the first) must fit `budget_minutes`; otherwise the remaining runs are skipped
     and the results say so."""
+    from monitor_jax.experiment import views
+
     e = config.experiment
     validate(config)
     shared = shared or Shared.create(config, runs_dir)
@@ -334,7 +360,7 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
     for arm in e.arms:
         if not arm.stages:
             continue
-        for seed in e.seeds:
+        for seed in arm.get("seeds") or e.seeds:
             spent = _spent(done)
             estimate = spent / len(done) if done else 0.0
             if spent + estimate > float(e.budget_minutes):
@@ -352,12 +378,21 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
     labels: dict[str, np.ndarray] = {}
     models = {a.name: [None] if not a.stages else runs[a.name] for a in e.arms}  # None: the base model
     models = {a: dirs for a, dirs in models.items() if dirs}
+    generation: dict[str, dict] = {}
     for cell in e.cells:
-        k = cell_key(cell)
+        k, view = cell_key(cell), views.view_of(cell)
         labels[k] = np.asarray([x.label for x in cell_examples(config, cell)], np.int64)
-        scores[k] = {a: [cell_scores(shared, config, d, cell) for d in dirs] for a, dirs in models.items()}
+        scored = {a: models[a] for a in scored_arms(config, cell) if a in models}
+        if view == "summary":
+            if cell.judge not in models:
+                continue  # the judge's run was skipped by the budget
+            scores[k], generation[k] = views.summary_cell(shared, config, scored, models[cell.judge][0], cell)
+            continue
+        scores[k] = {a: [cell_scores(shared, config, d, cell) for d in dirs] for a, dirs in scored.items()}
+        if view == "thinking":
+            generation[k] = views.generation_stats(shared, config, scored, cell)
     kept: dict[str, list[dict]] = {}
     if e.get("retention"):
         kept = {a: [retention_of(shared, config, d) for d in dirs] for a, dirs in models.items()}
     return {"runs": runs, "scores": scores, "labels": labels, "incomplete": incomplete, "shared": shared,
-            "minutes": _spent(done), "retention": kept}
+            "minutes": _spent(done), "retention": kept, "generation": generation}

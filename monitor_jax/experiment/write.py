@@ -17,7 +17,7 @@ import numpy as np
 
 from monitor_jax.data import hygiene
 from monitor_jax.eval import metrics
-from monitor_jax.experiment import compare, runner
+from monitor_jax.experiment import compare, runner, views
 
 
 def machine() -> str:
@@ -50,6 +50,8 @@ def summarize(config: Any, raw: dict, *, command: str, wall_minutes: float) -> d
     cells, est_by_cell, dist_by_cell = {}, {}, {}
     for cell in e.cells:
         k = runner.cell_key(cell)
+        if k not in raw["scores"]:  # a summary cell whose judge the budget skipped
+            continue
         y = raw["labels"][k]
         stats, dists = compare.arm_stats(raw["scores"][k], y, int(e.n_boot), 0)
         est_by_cell[k] = {a: s["auroc"]["estimate"] for a, s in stats.items()}
@@ -57,7 +59,9 @@ def summarize(config: Any, raw: dict, *, command: str, wall_minutes: float) -> d
         cells[k] = {"task": cell.task, "prompt": cell.prompt, "role": cell.get("role", ""), "n": int(len(y)),
                     "subset": cell.get("subset"), "ask_with": cell.get("ask_with"),
                     "n_pos": int(y.sum()), "n_neg": int(len(y) - y.sum()), "declared_n": int(cell.limit),
-                    "baselines": _baselines(config, cell), "arms": stats}
+                    "baselines": _baselines(config, cell), "arms": stats, "view": views.view_of(cell),
+                    "budget": cell.get("budget"), "judge": cell.get("judge"),
+                    "generation": raw.get("generation", {}).get(k)}
     comparisons = []
     for spec in e.comparisons:
         spec = spec.to_dict()
@@ -84,6 +88,12 @@ def summarize(config: Any, raw: dict, *, command: str, wall_minutes: float) -> d
                      "answers": {a: [r["checks"] for r in rs] for a, rs in raw["retention"].items()}}
     arms = {a.name: {"label": a.get("label", a.name), "x": a.get("x", None),
                      "runs": [_run_info(d) for d in raw["runs"].get(a.name, [])]} for a in e.arms}
+    for c in cells.values():  # the pseudo-arms of summary cells (views.py)
+        for a in c["arms"]:
+            if a not in arms:
+                label = ("the judge on the full input" if a == views.FULL else
+                         f"first-N tokens (N = {arms[a.removesuffix(views.FIRST_N)]['label']} summary lengths)")
+                arms[a] = {"label": label, "x": None, "runs": []}
     return {
         "name": e.name, "claim": e.claim, "statement": e.statement, "split": e.split, "seeds": list(e.seeds),
         "model": config.model.name, "train": {"mode": config.train.mode, "top_k": int(config.train.top_k),
@@ -150,13 +160,16 @@ def markdown(res: dict) -> str:
         vals = []
         for a in arm_names:
             s = c["arms"].get(a)
-            vals.append("not run" if s is None else _ci(s["auroc"]) + (
+            vals.append("—" if s is None else _ci(s["auroc"]) + (
                 f"; ±{s['seed_spread'] / 2:.3f}" if len(s["per_seed"]) > 1 else ""))
         b = c["baselines"]
         out.append(f"| {k} | {c['role']} | {c['n_pos']}/{c['n_neg']} | {metrics.fmt_value(b['length_auroc'])} | "
                    f"{metrics.fmt_value(b['tfidf_auroc'])} | " + " | ".join(vals) + " |")
     out += ["", "Shortcut baselines: logistic regressions on the task's train split (length only; TF-IDF word "
-            "1–2-grams), scored on the same items.", "", "## Comparisons", "",
+            "1–2-grams), scored on the same items. —: the arm is not scored on that cell (or its runs were "
+            "skipped, see above).", ""]
+    out += _generation_md(res)
+    out += ["## Comparisons", "",
             "| cell | quantity | claimed sign | estimate [95 % CI] | verdict |", "|---|---|---|---|---|"]
     out += [_comparison_text(c) for c in res["comparisons"]]
     if res.get("retention"):
@@ -183,6 +196,24 @@ def markdown(res: dict) -> str:
     return "\n".join(out)
 
 
+def _generation_md(res: dict) -> list[str]:
+    """How the thinking / summary cells were made, with their generated lengths per arm and seed."""
+    made = {k: c for k, c in res["cells"].items() if c.get("view", "plain") != "plain"}
+    if not made:
+        return []
+    what = {"thinking": "reasons (≤ {b} tokens, greedy), then the answer slot is scored",
+            "thinking_control": "empty reasoning turn (the control), then the answer slot is scored",
+            "summary": "summarizes (≤ {b} tokens, greedy); the judge (`{j}`, its first run) reads the summary"}
+    out = ["## Generated text", "", "| cell | how | arm | mean tokens per seed | at the cap |", "|---|---|---|---|---|"]
+    for k, c in made.items():
+        how = what[c["view"]].format(b=c["budget"], j=c["judge"])
+        for arm, g in (c.get("generation") or {"—": None}).items():
+            toks = ", ".join(f"{t:.1f}" for t in g["mean_tokens"]) if g else ""
+            cap = ", ".join(f"{100 * f:.0f} %" for f in g["at_cap"]) if g else ""
+            out.append(f"| {k} | {how} | {res['arms'].get(arm, {}).get('label', arm)} | {toks} | {cap} |")
+    return out + [""]
+
+
 def plot(res: dict, path: Path) -> None:
     """AUROC per arm and cell with CIs (bars); arms with an `x` (e.g. adjacent items) also as curves."""
     import matplotlib
@@ -205,7 +236,8 @@ def plot(res: dict, path: Path) -> None:
             ax.bar(j + i * w, e["estimate"], w, color=f"C{i}", label=res["arms"][a]["label"] if j == 0 else None,
                    yerr=[[e["estimate"] - e["low"]], [e["high"] - e["estimate"]]], capsize=2)
     ax.axhline(0.5, color="gray", lw=0.8, ls=":")
-    ax.set_xticks(np.arange(len(cells)) + 0.4 - w / 2, [c.split(":")[0] for c in cells], rotation=15, fontsize=8)
+    ax.set_xticks(np.arange(len(cells)) + 0.4 - w / 2, [c.removesuffix(":primary") for c in cells], rotation=15,
+                  fontsize=8)
     ax.set_ylabel(f"AUROC ({res['split']})")
     ax.set_ylim(0.0, 1.0)
     ax.legend(fontsize=7)
@@ -248,7 +280,7 @@ def table(res: dict) -> str:
     arms = list(res["arms"])
     lines = [f"{'cell':<34} {'n+/n-':>8}  " + "  ".join(f"{res['arms'][a]['label'][:22]:<22}" for a in arms)]
     for k, c in res["cells"].items():
-        vals = [_ci(c["arms"][a]["auroc"]) if a in c["arms"] else "not run" for a in arms]
+        vals = [_ci(c["arms"][a]["auroc"]) if a in c["arms"] else "—" for a in arms]
         lines.append(f"{k:<34} {c['n_pos']:>3}/{c['n_neg']:<4}  " + "  ".join(f"{v:<22}" for v in vals))
         for cmp in (x for x in res["comparisons"] if x["cell"] == k and x["kind"] == "diff"):
             reading = {"reproduced": "gain", "refuted": "worse"}.get(cmp["verdict"], "no clear change")
