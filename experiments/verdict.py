@@ -86,8 +86,11 @@ def main(argv: list[str]) -> int:
              "Eval sizes are fixed in `configs/<name>.py` before the run and checked here. Everything runs on "
              "the 2-core CPU at SmolLM2-135M scale: a claim that does not reproduce here is a result about this "
              "scale, not about the paper's.", "",
-             "Run: `python experiments/run_all.py c3_scaling c1_transfer c2_adjacency` (or one claim: "
-             "`monitor-jax experiment --config=configs/<name>.py --out=experiments/results/<name>`).", "",
+             "Run: `python experiments/run_all.py c3_scaling c1_transfer c2_adjacency`, "
+             "`python experiments/run_all.py c4_prompt_following c5_if_mixing`, "
+             "`python experiments/run_all.py c6_thinking c7_summarization`, `python experiments/c8_elicitation.py` "
+             "(or one claim: `monitor-jax experiment --config=configs/<name>.py --out=experiments/results/<name>`). "
+             "Finished runs are reused from `$MONITOR_JAX_CACHE/runs`.", "",
              "| claim | verdict | scale | results |", "|---|---|---|---|"]
     for claim, text in CLAIMS.items():
         for name, verdict, res in found.get(claim, []):
