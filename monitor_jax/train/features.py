@@ -159,6 +159,17 @@ class FeatureCache:
         return {"features/rows": float(len(self.store)), "features/bytes": float(self.store.nbytes),
                 "features/hits": float(self.hits), "features/misses": float(self.misses)}
 
+    def _chunk(self, n_missing: int, chunk: int) -> int:
+        """Rows per lower forward: `chunk` halved while half still holds every missing row and splits evenly over
+        the mesh's batch shards (late in an epoch a step misses one or two rows: no full padded chunk for them).
+        Several processes keep `chunk`, so every host runs the same shapes."""
+        if jax.process_count() > 1:
+            return chunk
+        shards = int(np.prod([self.mesh.shape[a] for a in shd.BATCH_AXES if a in self.mesh.shape]))
+        while chunk % 2 == 0 and chunk // 2 >= max(n_missing, 1) and (chunk // 2) % shards == 0:
+            chunk //= 2
+        return chunk
+
     def _compute(self, frozen: Any, tokens: np.ndarray, positions: np.ndarray, segments: np.ndarray,
                  chunk: int) -> np.ndarray:
         """Lower features of host rows [M, T] (M a multiple of `chunk`), `chunk` rows per jitted call."""
@@ -190,6 +201,7 @@ class FeatureCache:
                 missing.append(i)
                 seen.add(k)
                 self.misses += 1
+        chunk = self._chunk(len(missing), chunk)
         n_chunks = -(-len(missing) // chunk)
         n_chunks = _agreed_max(n_chunks)
         pad = n_chunks * chunk - len(missing)

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from monitor_jax.model import registry, transformer
 from monitor_jax.train import data as data_lib
@@ -94,3 +95,25 @@ def test_cached_topk_training_equals_uncached(tmp_path, model):
     init = jax.tree_util.tree_map(np.asarray, model.params)
     assert not np.allclose(pa["layers"]["mlp"]["up"]["kernel"][1], init["layers"]["mlp"]["up"]["kernel"][1])
     np.testing.assert_array_equal(pa["layers"]["mlp"]["up"]["kernel"][0], init["layers"]["mlp"]["up"]["kernel"][0])
+
+
+def test_a_few_missing_rows_are_computed_in_a_smaller_chunk(model):
+    config = _config(True)
+    mesh = Mesh(np.asarray(jax.devices()[:1]).reshape(1, 1, 1), ("data", "fsdp", "tensor"))
+    rep = NamedSharding(mesh, P())
+    lower, _ = transformer.split_params(model.params, model.cfg.n_layers - 1)
+    frozen = jax.device_put({k: v for k, v in lower.items() if k != "final_norm"}, rep)
+    shardings = jax.tree_util.tree_map(lambda _: rep, frozen)
+    batch = next(data_lib.train_batches(model.tokenizer, config))
+    want = features.FeatureCache(config, model.cfg, mesh, shardings).add_features(batch, frozen)["embeddings"]
+    store = features.MemoryStore()
+    cache = features.FeatureCache(config, model.cfg, mesh, shardings, shared_store=store)
+    calls = []
+    compute = cache._compute
+    cache._compute = lambda f, t, p, s, chunk: calls.append(len(t)) or compute(f, t, p, s, chunk)  # noqa: E731
+    rows = batch["tokens"].shape[-2]
+    first = {k: v[:, 1:] if k in ("tokens", "positions", "segment_ids") else v for k, v in batch.items()}
+    cache.add_features(first, frozen)  # all rows but the first: computed in chunks of rows - 1
+    got = cache.add_features(batch, frozen)["embeddings"]  # only the first row is missing
+    assert calls[-1] == 1 and cache._chunk(1, rows) == 1 and cache._chunk(3, 8) == 4 and cache._chunk(8, 8) == 8
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
