@@ -64,7 +64,7 @@ def check(res: dict, name: str) -> tuple[str, list[str]]:
 def scale(res: dict) -> str:
     t = res["train"]
     seeds = len(res["seeds"])
-    sizes = ", ".join(f"{k.split(':')[0]} n={c['n']}" for k, c in res["cells"].items())
+    sizes = ", ".join(dict.fromkeys(f"{c['task']} n={c['n']}" for c in res["cells"].values()))  # once per task
     return (f"{res['model']}, top-{t['top_k']} layers, {t['steps']} steps × {t['batch_size']}, {seeds} seed(s); "
             f"{res['split']}: {sizes}")
 
