@@ -352,6 +352,8 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
     from monitor_jax.experiment import views
 
     e = config.experiment
+    if shared is None and config.data.get("task_files"):
+        shared = Shared.create(config, runs_dir)  # registers the task files the checks below resolve
     validate(config)
     shared = shared or Shared.create(config, runs_dir)
     runs: dict[str, list[Path]] = {a.name: [] for a in e.arms}
