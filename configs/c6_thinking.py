@@ -31,7 +31,7 @@ def get_config(arg: str | None = None):
         e = c.experiment
         e.name, e.claim = "c6_thinking", "C6"
         e.statement = "No-thinking training also improves with-thinking classification."
-        e.budget_minutes = 60.0  # the mixture's runs are C1's: nothing is trained when they are cached
+        e.budget_minutes = 60.0  # the mixture's runs are C1's (counted: 60.5 min); nothing new is trained
         e.cells, e.comparisons = [], []
         for task, n in TASKS.items():
             e.cells += [x.cell(task, n, "no thinking (1-token answer)"),

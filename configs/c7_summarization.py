@@ -34,7 +34,7 @@ def get_config(arg: str | None = None):
         e.name, e.claim = "c7_summarization", "C7"
         e.statement = ("The trained model writes summaries from which a fixed judge detects the bad behaviour better "
                        "than from the untrained model's summaries.")
-        e.budget_minutes = 60.0
+        e.budget_minutes = 120.0  # the reused mixture runs count (60.5 min in C1); the judges add ~10
         judges = {x.AGENT: ("in_agent", 64), HARM: ("in_harm", 120)}
         e.arms = [x.arm("base", label="untrained"), x.mixture_arm(),
                   *[x.arm(j, x.balanced(j.split("_")[1], t, x.TRAIN_ITEMS), label=f"judge: in-domain {t}", seeds=(0,))

@@ -2,6 +2,7 @@
 `thinking.score_with_thinking` on the run's whole model, a summary cell's judge scores equal the judge model's full
 forward on the summaries / the length-matched first tokens / the full inputs, an arm's own seeds are honoured,
 and the results say how the text was generated."""
+import copy
 import dataclasses
 import importlib.util
 import json
@@ -134,3 +135,15 @@ def test_view_mistakes_fail_before_training(tmp_path):
     with pytest.raises(ValueError, match="needs budget > 0"):
         runner.validate(config)
     assert views.pseudo_arms(config.experiment.cells[0], ["a"]) == []
+
+
+def test_a_summary_cell_without_its_judge_is_reported_not_run(done):
+    config, raw = done
+    config = copy.deepcopy(config)
+    with config.unlocked():
+        config.experiment.budget_minutes = 0.0  # the first run fits, the judge's does not
+    out = runner.run_experiment(config, raw["runs"]["harm"][0].parent, shared=raw["shared"], progress=False)
+    assert out["incomplete"] and "summary" not in out["scores"] and not out["runs"]["judge"]
+    res = write.summarize(config, out, command="test", wall_minutes=0.0)
+    assert "summary" not in res["cells"]
+    assert [c.get("note") for c in res["comparisons"]] == [None, "not run (budget)"]

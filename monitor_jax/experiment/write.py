@@ -66,9 +66,9 @@ def summarize(config: Any, raw: dict, *, command: str, wall_minutes: float) -> d
     for spec in e.comparisons:
         spec = spec.to_dict()
         k = spec["cell"]
-        if k not in cells:
-            raise ValueError(f"comparison {spec}: cell {k!r} is not one of {sorted(cells)}")
         try:
+            if k not in cells:
+                raise ValueError(f"comparison {spec}: cell {k!r} is not one of {sorted(cells)}")
             comparisons.append(compare.compare(spec, est_by_cell[k], dist_by_cell[k]))
         except ValueError:
             if raw["incomplete"] is None:
