@@ -1,6 +1,7 @@
 """The experiment runner on the tiny model: cached-feature scores equal the full forward (base and chosen
 checkpoint), finished runs are reused, the budget stops runs, statistics agree with eval.metrics, verdicts follow
 the CIs, and the results files are written."""
+import dataclasses
 import importlib.util
 import json
 import pathlib
@@ -120,8 +121,11 @@ def test_runs_are_chosen_on_validation_and_reused(done, monkeypatch):
 
 def test_budget_stops_runs_and_results_say_so(done, tmp_path):
     config, runs, raw = done
-    config = _config(budget=0.0)  # the first run fits (nothing spent yet), the second does not
-    out = runner.run_experiment(config, runs, shared=raw["shared"], progress=False)
+    config = _config(budget=0.0)
+    again = runner.run_experiment(config, runs, shared=raw["shared"], progress=False)
+    assert again["incomplete"] is None  # finished runs are reused whatever the budget
+    fresh = dataclasses.replace(raw["shared"], runs_dir=tmp_path / "runs")  # the first run fits, the next does not
+    out = runner.run_experiment(config, fresh.runs_dir, shared=fresh, progress=False)
     assert out["incomplete"] and "budget" in out["incomplete"]
     assert len(out["runs"]["harm"]) == 1 and not out["runs"]["tweets"]
     res = write.summarize(config, out, command="test", wall_minutes=0.0)

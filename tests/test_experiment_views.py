@@ -137,12 +137,13 @@ def test_view_mistakes_fail_before_training(tmp_path):
     assert views.pseudo_arms(config.experiment.cells[0], ["a"]) == []
 
 
-def test_a_summary_cell_without_its_judge_is_reported_not_run(done):
+def test_a_summary_cell_without_its_judge_is_reported_not_run(done, tmp_path):
     config, raw = done
     config = copy.deepcopy(config)
     with config.unlocked():
-        config.experiment.budget_minutes = 0.0  # the first run fits, the judge's does not
-    out = runner.run_experiment(config, raw["runs"]["harm"][0].parent, shared=raw["shared"], progress=False)
+        config.experiment.budget_minutes = 0.0  # in a fresh runs dir the first run fits, the judge's does not
+    fresh = dataclasses.replace(raw["shared"], runs_dir=tmp_path)
+    out = runner.run_experiment(config, tmp_path, shared=fresh, progress=False)
     assert out["incomplete"] and "summary" not in out["scores"] and not out["runs"]["judge"]
     res = write.summarize(config, out, command="test", wall_minutes=0.0)
     assert "summary" not in res["cells"]

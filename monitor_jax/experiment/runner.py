@@ -208,12 +208,18 @@ def _load_tree(path: Path) -> dict:
     return out
 
 
+def run_dir(runs_dir: Path, config: Any, arm: Any, seed: int) -> Path:
+    """Where the run of (arm, seed) lives: `runs_dir/<arm>-<run_key>-s<seed>`."""
+    key = run_key(run_config(config, arm, seed), [n for n, _ in _selection(config, arm)],
+                  int(config.experiment.select_limit))
+    return Path(runs_dir) / f"{arm.name}-{key}-s{seed}"
+
+
 def train_run(shared: Shared, config: Any, arm: Any, seed: int, progress: bool = True) -> Path:
     """Trains one (arm, seed) unless its directory already holds a finished run; returns that directory."""
     rc = run_config(config, arm, seed)
     select = _selection(config, arm)
-    key = run_key(rc, [n for n, _ in select], int(config.experiment.select_limit))
-    rdir = shared.runs_dir / f"{arm.name}-{key}-s{seed}"
+    rdir = run_dir(shared.runs_dir, config, arm, seed)
     if (rdir / "run.json").exists():
         return rdir
     rdir.mkdir(parents=True, exist_ok=True)
@@ -346,9 +352,10 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
     "incomplete": reason or None, "shared": the Shared context, "generation": {cell: {arm: lengths}} of the
     thinking and summary cells (`views.py`)}. An arm may set its own `seeds`; a cell its `arms` and `view`.
 
-    Budget: before a run starts, the training minutes already spent on this experiment's runs plus the mean of
-    those runs (or nothing before the first) must fit `budget_minutes`; otherwise the remaining runs are skipped
-    and the results say so."""
+    Budget: before a run is trained, the training minutes already spent on this experiment's runs (reused ones
+    included: they are its compute) plus the mean of those runs (or nothing before the first) must fit
+    `budget_minutes`; otherwise the remaining runs are skipped and the results say so. A finished run is always
+    reused."""
     from monitor_jax.experiment import views
 
     e = config.experiment
@@ -365,7 +372,8 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
         for seed in arm.get("seeds") or e.seeds:
             spent = _spent(done)
             estimate = spent / len(done) if done else 0.0
-            if spent + estimate > float(e.budget_minutes):
+            finished = (run_dir(shared.runs_dir, config, arm, int(seed)) / "run.json").exists()
+            if not finished and spent + estimate > float(e.budget_minutes):  # a finished run is reused for free
                 incomplete = (f"budget: {spent:.1f} of {float(e.budget_minutes):.0f} training minutes spent; "
                               f"arm {arm.name!r} seed {seed} and later runs skipped")
                 break

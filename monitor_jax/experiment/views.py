@@ -15,6 +15,7 @@ kept beside the scores in each run's scores.json, so a rerun or another experime
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ def summary_cell(shared: runner.Shared, config: Any, models: dict[str, list[Path
     scores: dict[str, list[np.ndarray]] = {}
     lengths: dict[str, dict] = {}
     for arm, dirs in models.items():
-        scores[arm], scores[arm + FIRST_N], lengths[arm] = [], [], {"mean_tokens": [], "at_cap": []}
+        scores[arm], scores[arm + FIRST_N], lengths[arm] = [], [], {}
         for d in dirs:
             s = summaries(shared, config, d, cell)
 
@@ -120,8 +121,8 @@ def summary_cell(shared: runner.Shared, config: Any, models: dict[str, list[Path
                              lambda kept: kept["ids"] == ids)
             scores[arm].append(np.asarray(j["summary"], np.float64))
             scores[arm + FIRST_N].append(np.asarray(j["first_n"], np.float64))
-            lengths[arm]["mean_tokens"].append(float(np.mean(s["tokens"])))
-            lengths[arm]["at_cap"].append(float(np.mean([f == "length" for f in s["finish"]])))
+            for name, v in _lengths(s["tokens"], s["finish"], s["summary"]).items():
+                lengths[arm].setdefault(name, []).append(v)
     plain = cell.copy_and_resolve_references()
     with plain.unlocked():
         plain.view = "plain"
@@ -132,10 +133,21 @@ def summary_cell(shared: runner.Shared, config: Any, models: dict[str, list[Path
 def generation_stats(shared: runner.Shared, config: Any, models: dict[str, list[Path | None]],
                      cell: Any) -> dict[str, dict]:
     """Per arm of a thinking cell: mean reasoning tokens and the fraction that hit the budget, per seed."""
-    out = {}
+    out: dict[str, dict] = {}
     for arm, dirs in models.items():
-        kept = [thinking_scores(shared, config, d, cell) for d in dirs]
-        out[arm] = {"mean_tokens": [float(np.mean(k["reasoning_tokens"])) for k in kept],
-                    "at_cap": [float(np.mean([f == "length" for f in k["finish"]])) for k in kept],
-                    "mass_outside": [float(np.mean(k["mass_outside"])) for k in kept]}
+        out[arm] = {}
+        for d in dirs:
+            k = thinking_scores(shared, config, d, cell)
+            row = {**_lengths(k["reasoning_tokens"], k["finish"], k["reasoning"]),
+                   "mass_outside": float(np.mean(k["mass_outside"]))}
+            for name, v in row.items():
+                out[arm].setdefault(name, []).append(v)
     return out
+
+
+def _lengths(tokens: list[int], finish: list[str], texts: list[str]) -> dict:
+    """Mean tokens, the fraction cut at the budget, and the most common text with its share (a model that writes
+    the same few words for every item has stopped reasoning / summarizing)."""
+    top, count = collections.Counter(texts).most_common(1)[0]
+    return {"mean_tokens": float(np.mean(tokens)), "at_cap": float(np.mean([f == "length" for f in finish])),
+            "top_text": top[:60], "top_share": count / len(texts)}

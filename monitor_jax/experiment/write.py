@@ -204,13 +204,21 @@ def _generation_md(res: dict) -> list[str]:
     what = {"thinking": "reasons (≤ {b} tokens, greedy), then the answer slot is scored",
             "thinking_control": "empty reasoning turn (the control), then the answer slot is scored",
             "summary": "summarizes (≤ {b} tokens, greedy); the judge (`{j}`, its first run) reads the summary"}
-    out = ["## Generated text", "", "| cell | how | arm | mean tokens per seed | at the cap |", "|---|---|---|---|---|"]
+    out = ["## Generated text", "", "Per arm, one value per seed: mean generated tokens, the share cut at the budget, "
+           "and the most common text with its share (a model writing the same words for every item does not reason "
+           "or summarize).", "", "| cell | how | arm | mean tokens | at the cap | most common text (share) |",
+           "|---|---|---|---|---|---|"]
     for k, c in made.items():
         how = what[c["view"]].format(b=c["budget"], j=c["judge"])
-        for arm, g in (c.get("generation") or {"—": None}).items():
-            toks = ", ".join(f"{t:.1f}" for t in g["mean_tokens"]) if g else ""
-            cap = ", ".join(f"{100 * f:.0f} %" for f in g["at_cap"]) if g else ""
-            out.append(f"| {k} | {how} | {res['arms'].get(arm, {}).get('label', arm)} | {toks} | {cap} |")
+        if not c.get("generation"):
+            out.append(f"| {k} | {how} | | | | |")
+            continue
+        for arm, g in c["generation"].items():
+            toks = ", ".join(f"{t:.1f}" for t in g["mean_tokens"])
+            cap = ", ".join(f"{100 * f:.0f} %" for f in g["at_cap"])
+            top = "; ".join(f"“{t.replace('|', '/').replace(chr(10), ' ')}” ({100 * f:.0f} %)"
+                            for t, f in zip(g.get("top_text", []), g.get("top_share", [])))
+            out.append(f"| {k} | {how} | {res['arms'].get(arm, {}).get('label', arm)} | {toks} | {cap} | {top} |")
     return out + [""]
 
 
