@@ -9,8 +9,8 @@ max_len 1024 (agent transcripts are ~800-1300 tokens; longer inputs lose their m
 
 `experiment` keys (`monitor_jax/experiment/runner.py`):
 - `name`, `claim`, `statement`: what is tested; `notes`: lines for results.md.
-- `seeds`: one run per arm and seed; `budget_minutes`: training minutes the experiment may spend (the next run is
-  skipped when it would not fit); `split`: the split of the evaluation cells (test: read once per chosen
+- `seeds`: one run per arm and seed; `budget_minutes`: training minutes the experiment may spend, reused runs
+  included (the next run to train is skipped when it would not fit; a finished run is always reused); `split`: the split of the evaluation cells (test: read once per chosen
   checkpoint); `n_boot` paired bootstrap resamples; `select_limit` validation items per training task for
   checkpoint selection.
 - `cells`: (task, prompt, `limit` = n items, fixed before the run, `role`).
