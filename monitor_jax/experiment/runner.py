@@ -217,11 +217,11 @@ def run_dir(runs_dir: Path, config: Any, arm: Any, seed: int) -> Path:
 
 def train_run(shared: Shared, config: Any, arm: Any, seed: int, progress: bool = True) -> Path:
     """Trains one (arm, seed) unless its directory already holds a finished run; returns that directory."""
-    rc = run_config(config, arm, seed)
-    select = _selection(config, arm)
     rdir = run_dir(shared.runs_dir, config, arm, seed)
     if (rdir / "run.json").exists():
         return rdir
+    rc = run_config(config, arm, seed)
+    select = _selection(config, arm)
     rdir.mkdir(parents=True, exist_ok=True)
     curve: list[dict] = []
 

@@ -89,10 +89,8 @@ def summaries(shared: runner.Shared, config: Any, rdir: Path | None, cell: Any) 
                         lambda kept: kept["ids"] == ids)
 
 
-def _judge(shared: runner.Shared, config: Any, judge_dir: Path | None, ex: list, texts: list[str]) -> list[float]:
-    """The judge's scores of `texts` read in place of each example's input (same prompt, same labels)."""
-    upper = shared.base_upper if judge_dir is None else shared.upper_with(runner._load_tree(judge_dir /
-                                                                                           "chosen_top.npz"))
+def _judge(shared: runner.Shared, config: Any, upper: Any, ex: list, texts: list[str]) -> list[float]:
+    """The judge's (top layers `upper`) scores of `texts` read in place of each example's input."""
     return shared.score(config, upper, [dataclasses.replace(e, input=t) for e, t in zip(ex, texts)]).tolist()
 
 
@@ -105,6 +103,8 @@ def summary_cell(shared: runner.Shared, config: Any, models: dict[str, list[Path
     ids = [e.id for e in ex]
     tok = shared.model.tokenizer
     judge_name = "base" if judge_dir is None else judge_dir.name
+    upper = shared.base_upper if judge_dir is None else shared.upper_with(runner._load_tree(judge_dir /
+                                                                                           "chosen_top.npz"))
     scores: dict[str, list[np.ndarray]] = {}
     lengths: dict[str, dict] = {}
     for arm, dirs in models.items():
@@ -114,8 +114,8 @@ def summary_cell(shared: runner.Shared, config: Any, models: dict[str, list[Path
 
             def compute(_trained: dict | None, s: dict = s) -> dict:
                 first = summarize.first_tokens_baseline(tok, [e.input for e in ex], s["tokens"])
-                return {"ids": ids, "summary": _judge(shared, config, judge_dir, ex, s["summary"]),
-                        "first_n": _judge(shared, config, judge_dir, ex, first)}
+                return {"ids": ids, "summary": _judge(shared, config, upper, ex, s["summary"]),
+                        "first_n": _judge(shared, config, upper, ex, first)}
 
             j = runner._memo(shared, config, d, _key(config, cell, "judged", judge_name), compute,
                              lambda kept: kept["ids"] == ids)
