@@ -41,7 +41,7 @@ def get_config(arg: str | None = None):
         e.name, e.claim = "c5_if_mixing", "C5"
         e.statement = ("Adding instruction-following data (interleaved or as a later stage) keeps the transfer gains "
                        "and mitigates the prompt-following failure; token-mean mixing or too little IF data does not.")
-        e.budget_minutes = 90.0
+        e.budget_minutes = 160.0
         cls = x.task_component("cls", CLS, 1.0, limit_per_task=n, balance=1.0)
         share = IF_SHARE / (1 - IF_SHARE)  # IF weight relative to the classification component
 
