@@ -389,8 +389,11 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
     models = {a.name: [None] if not a.stages else runs[a.name] for a in e.arms}  # None: the base model
     models = {a: dirs for a, dirs in models.items() if dirs}
     generation: dict[str, dict] = {}
-    for cell in e.cells:
+    from tqdm.auto import tqdm
+
+    for cell in (bar := tqdm(e.cells, desc="cells", unit="cell", disable=not progress)):
         k, view = cell_key(cell), views.view_of(cell)
+        bar.set_postfix_str(k)
         labels[k] = np.asarray([x.label for x in cell_examples(config, cell)], np.int64)
         scored = {a: models[a] for a in scored_arms(config, cell) if a in models}
         if view == "summary":
