@@ -10,9 +10,9 @@ max_len 1024 (agent transcripts are ~800-1300 tokens; longer inputs lose their m
 `experiment` keys (`monitor_jax/experiment/runner.py`):
 - `name`, `claim`, `statement`: what is tested; `notes`: lines for results.md.
 - `seeds`: one run per arm and seed; `budget_minutes`: training minutes the experiment may spend, reused runs
-  included (the next run to train is skipped when it would not fit; a finished run is always reused); `split`: the split of the evaluation cells (test: read once per chosen
-  checkpoint); `n_boot` paired bootstrap resamples; `select_limit` validation items per training task for
-  checkpoint selection.
+  included (the next run to train is skipped when it would not fit; a finished run is always reused);
+  `split`: the split of the evaluation cells (test: read once per chosen checkpoint); `n_boot` paired bootstrap
+  resamples; `select_limit` validation items per training task for checkpoint selection.
 - `cells`: (task, prompt, `limit` = n items, fixed before the run, `role`).
 - `cells` may also set `view` (thinking | thinking_control | summary), `budget`, `judge`, `arms` (views.py).
 - `arms`: `name`, `label`, `stages` (empty: the untrained base model), `x` (a number for the scaling plot), `seeds`,

@@ -89,7 +89,7 @@ def test_scores_from_cached_features_equal_the_full_forward(done):
                                    rtol=1e-4, atol=1e-5)
         # a trained run: its chosen top layer put back into the full model
         rdir = raw["runs"]["harm"][1]
-        top = runner._load_tree(rdir / "chosen_top.npz")
+        top = runner.chosen_top(rdir)
         params = dict(model.params)
         params["final_norm"] = top["final_norm"]
         params["layers"] = jax.tree_util.tree_map(lambda full, t: np.concatenate([np.asarray(full)[:shared.n_lower], t]),

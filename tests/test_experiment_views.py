@@ -56,7 +56,7 @@ def done(tmp_path_factory):
 
 
 def _whole(shared, rdir):
-    return shared.full_params(runner._load_tree(rdir / "chosen_top.npz"))
+    return shared.full_params(runner.chosen_top(rdir))
 
 
 def test_thinking_cells_score_the_runs_whole_model(done):

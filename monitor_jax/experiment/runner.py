@@ -106,9 +106,9 @@ class Shared:
                                      add_features=lambda b: self.cache.add_features(b, self.frozen))
         return np.asarray(res["score"], np.float64)
 
-    def upper_with(self, trained: dict) -> Any:
-        """The base upper stack with the trained top layers / final norm in place."""
-        return {**self.base_upper, **jax.device_put(trained)}
+    def upper_with(self, trained: dict | None) -> Any:
+        """The base upper stack with the trained top layers / final norm in place (None: the base upper stack)."""
+        return self.base_upper if trained is None else {**self.base_upper, **jax.device_put(trained)}
 
     def full_params(self, trained: dict | None) -> Any:
         """The whole model's params with the trained top layers / final norm in place (None: the base model)."""
@@ -246,6 +246,11 @@ def train_run(shared: Shared, config: Any, arm: Any, seed: int, progress: bool =
     return rdir
 
 
+def chosen_top(rdir: Path | None) -> dict | None:
+    """The top layers / final norm a finished run chose on validation (None: the base model)."""
+    return None if rdir is None else _load_tree(rdir / "chosen_top.npz")
+
+
 def _memo(shared: Shared, config: Any, rdir: Path | None, key: str, compute: Callable[[dict | None], Any],
           valid: Callable[[Any], bool] = lambda v: True) -> Any:
     """`compute(trained top layers, None for the base model)` for the run in `rdir` (None: the base model), kept
@@ -255,7 +260,7 @@ def _memo(shared: Shared, config: Any, rdir: Path | None, key: str, compute: Cal
     path = where / "scores.json"
     kept = json.loads(path.read_text()) if path.exists() else {}
     if key not in kept or not valid(kept[key]):
-        kept[key] = compute(None if rdir is None else _load_tree(rdir / "chosen_top.npz"))
+        kept[key] = compute(chosen_top(rdir))
         _write_json(path, kept)
     return kept[key]
 
@@ -268,7 +273,7 @@ def retention_of(shared: Shared, config: Any, rdir: Path | None) -> dict:
     r = config.experiment.retention
 
     def compute(trained: dict | None) -> dict:
-        upper = shared.base_upper if trained is None else shared.upper_with(trained)
+        upper = shared.upper_with(trained)
         nll = retention.if_nll(shared, config, upper, retention.if_examples(int(r.if_limit)))
         checks = retention.generation_checks(shared, shared.full_params(trained)) if r.checks else []
         return {"nll": nll.tolist(), "checks": checks}
@@ -290,7 +295,7 @@ def cell_scores(shared: Shared, config: Any, rdir: Path | None, cell: Any) -> np
     ids = [e.id for e in ex]
 
     def compute(trained: dict | None) -> dict:
-        upper = shared.base_upper if trained is None else shared.upper_with(trained)
+        upper = shared.upper_with(trained)
         return {"ids": ids, "score": shared.score(config, upper, ex).tolist()}
 
     return np.asarray(_memo(shared, config, rdir, key, compute, lambda kept: kept["ids"] == ids)["score"],
@@ -356,6 +361,8 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
     included: they are its compute) plus the mean of those runs (or nothing before the first) must fit
     `budget_minutes`; otherwise the remaining runs are skipped and the results say so. A finished run is always
     reused."""
+    from tqdm.auto import tqdm
+
     from monitor_jax.experiment import views
 
     e = config.experiment
@@ -389,8 +396,6 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
     models = {a.name: [None] if not a.stages else runs[a.name] for a in e.arms}  # None: the base model
     models = {a: dirs for a, dirs in models.items() if dirs}
     generation: dict[str, dict] = {}
-    from tqdm.auto import tqdm
-
     for cell in (bar := tqdm(e.cells, desc="cells", unit="cell", disable=not progress)):
         k, view = cell_key(cell), views.view_of(cell)
         bar.set_postfix_str(k)

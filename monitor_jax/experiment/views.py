@@ -103,8 +103,7 @@ def summary_cell(shared: runner.Shared, config: Any, models: dict[str, list[Path
     ids = [e.id for e in ex]
     tok = shared.model.tokenizer
     judge_name = "base" if judge_dir is None else judge_dir.name
-    upper = shared.base_upper if judge_dir is None else shared.upper_with(runner._load_tree(judge_dir /
-                                                                                           "chosen_top.npz"))
+    upper = shared.upper_with(runner.chosen_top(judge_dir))
     scores: dict[str, list[np.ndarray]] = {}
     lengths: dict[str, dict] = {}
     for arm, dirs in models.items():
