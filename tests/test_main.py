@@ -25,6 +25,51 @@ def test_bad_usage_and_bad_label_word_fail_clearly():
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
+def test_help_lists_commands_and_each_commands_own_flags():
+    from monitor_jax import main
+
+    top = _run("--help")
+    assert top.returncode == 0 and top.stderr == ""
+    assert [line.split()[0] for line in top.stdout.splitlines() if line.startswith("  ")] == list(main.COMMANDS)
+    score = _run("score", "--help")
+    assert score.returncode == 0 and score.stdout.startswith("usage: monitor-jax score")
+    score_flags = {line.split("=")[0].strip() for line in score.stdout.splitlines() if line.startswith("  --")}
+    assert {"--model", "--prompt", "--question", "--input", "--output", "--label_words", "--max_len"} <= score_flags
+    assert not score_flags & {"--config", "--workdir", "--message", "--budget", "--models"}  # not score's flags
+    train = _run("train", "--help")
+    assert train.returncode == 0
+    train_flags = {line.split("=")[0].strip() for line in train.stdout.splitlines() if line.startswith("  --")}
+    assert {"--config", "--workdir"} <= train_flags and "--model" not in train_flags
+    # a flag that is not the command's own is a usage error naming the command's help
+    bad = _run("train", "--prompt=x", "--config=configs/tiny.py", "--workdir=/nonexistent")
+    assert bad.returncode == 2 and "monitor-jax train --help" in bad.stderr
+
+
+def test_one_help_text_per_flag_name_across_commands():
+    """A flag means one thing in every command that takes it."""
+    from monitor_jax import main
+
+    helps: dict[str, set[str]] = {}
+    for command in main.COMMANDS.values():
+        fv = main.flag_values(command)
+        for name in fv:
+            helps.setdefault(name, set()).add(fv[name].help)
+    # --config and --out say what the command keeps there ("The training run: a config file ...")
+    assert {n: h for n, h in helps.items() if len(h) > 1 and n not in ("config", "out")} == {}
+
+
+def test_score_text_and_score_input_are_one_path(tmp_path):
+    text = "hi<|im_end|>\n<|im_start|>assistant\nNo"
+    direct = _run("score", "--model=tiny-random-llama", "--prompt=Harmful?\\n{input}", text)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"input": text}) + "\n")
+    out = _run("score", "--model=tiny-random-llama", "--prompt=Harmful?\\n{input}", f"--input={rows}",
+               f"--output={tmp_path / 's.jsonl'}")
+    assert direct.returncode == 0 and out.returncode == 0, direct.stderr + out.stderr
+    row = json.loads((tmp_path / "s.jsonl").read_text())
+    assert direct.stdout.split("\t")[0] == f"{row['score']:.4f}"
+
+
 def test_assets_list_names_every_asset():
     out = _run("assets", "list")
     assert out.returncode == 0, out.stderr
@@ -66,7 +111,7 @@ def test_eval_writes_a_report(tmp_path):
 
 
 def test_generate_a_prompt_and_a_jsonl_file(tmp_path):
-    out = _run("generate", "--model=tiny-random-llama", "--prompt=Say hi", "--max_new_tokens=3")
+    out = _run("generate", "--model=tiny-random-llama", "--message=Say hi", "--max_new_tokens=3")
     assert out.returncode == 0, out.stderr
     rows = tmp_path / "prompts.jsonl"
     rows.write_text('{"id": "a", "prompt": "Say hi"}\n{"prompt": [{"role": "user", "content": "Count to 3"}]}\n')
@@ -100,3 +145,14 @@ def test_summarize_writes_judge_aurocs_and_the_first_tokens_baseline(tmp_path):
     model = res["models"]["tiny-random-llama"]
     assert res["n"] == 8 and "first_tokens" in model and "summary" in model
     assert len(res["items"]) == 8 and (tmp_path / "requests__harmful.md").exists()
+
+
+def test_readme_cli_section_matches_the_help():
+    import pathlib
+
+    from monitor_jax import main
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert main.overview() in readme
+    for command in main.COMMANDS.values():
+        assert f"monitor-jax {command.synopsis}\n" in readme, command.name

@@ -170,8 +170,11 @@ def generate_ids(
 
 
 def chat_prompt_ids(tok: Tokenizer, messages: Sequence[dict], *, system: str | None = None) -> list[int]:
-    """Token ids of a chat ending in a fresh assistant header (the model's turn)."""
-    return tok.encode(tok.render_chat(list(messages), add_generation_prompt=True, system=system))
+    """Token ids of a chat ending in a fresh assistant header (the model's turn). Every message's content is
+    untrusted text through the pipeline's renderer: control-token text in it never becomes a turn boundary."""
+    msgs = [{"role": "system", "content": system}, *messages] if system is not None else list(messages)
+    slotted = [{**m, "content": pipeline.slot(i)} for i, m in enumerate(msgs)]
+    return pipeline.encode_chat(tok, slotted, [str(m["content"]) for m in msgs]).ids
 
 
 def generate_text(
@@ -190,7 +193,8 @@ def generate_text(
     ids = []
     for p in prompts:
         if not chat:
-            ids.append(tok.encode(p if isinstance(p, str) else "".join(m["content"] for m in p)))
+            raw = p if isinstance(p, str) else "".join(m["content"] for m in p)
+            ids.append(pipeline.encode_untrusted(tok, raw)[0])
         else:
             msgs = [{"role": "user", "content": p}] if isinstance(p, str) else p
             ids.append(chat_prompt_ids(tok, msgs, system=system))

@@ -16,7 +16,6 @@ import numpy as np
 
 from monitor_jax import distributed
 from monitor_jax.data.builders import jsonl
-from monitor_jax.data.pipeline import ClassificationExample
 from monitor_jax.eval import metrics, scoring
 from monitor_jax.model.registry import LoadedModel
 
@@ -47,16 +46,10 @@ def score_file(
 ) -> dict[str, Any]:
     """Scores every row; writes `output_path` (JSONL: id, score, logp_pos, logp_neg, mass_outside, label?).
     `mesh`: split the rows over its data axes (multi-process: every process's devices; process 0 writes)."""
-    if prompt.count("{input}") != 1:
-        raise ValueError(f"--prompt must contain {{input}} exactly once, got {prompt!r}")
     items, labelled = read_rows(input_path)
-    examples = [
-        ClassificationExample(id=it.id, task="input", input=it.text, label=int(it.meta.get("label", 0)),
-                              template=prompt, label_words=tuple(label_words), system=system)
-        for it in items
-    ]
-    res = scoring.score_examples(model.cfg, model.params, model.tokenizer, examples, batch_size=batch_size,
-                                 max_len=max_len, mesh=mesh, progress=distributed.is_main())
+    res = scoring.score_texts(model, prompt, [it.text for it in items], label_words=tuple(label_words), system=system,
+                              ids=[it.id for it in items], labels=[int(it.meta.get("label", 0)) for it in items],
+                              batch_size=batch_size, max_len=max_len, mesh=mesh, progress=distributed.is_main())
     if distributed.is_main():  # multi-process: every process holds every score; process 0 writes them
         out_dir = os.path.dirname(os.path.abspath(output_path))
         os.makedirs(out_dir, exist_ok=True)

@@ -262,3 +262,33 @@ def score_examples(
     if len(result):
         warn_mass_outside(result.task, result.mass_outside)
     return result
+
+
+def question_prompt(question: str) -> str:
+    """The prompt template a bare question builds (`score --question`): the question, a blank line, the input."""
+    return f"{question}\n\n{{input}}"
+
+
+def score_texts(
+    model: Any,
+    prompt: str,
+    texts: Sequence[str],
+    *,
+    label_words: tuple[str, str] = ("Yes", "No"),
+    system: str | None = None,
+    ids: Sequence[str] | None = None,
+    labels: Sequence[int] | None = None,
+    task: str = "input",
+    **kwargs: Any,
+) -> ScoreResult:
+    """P(label word 0) for each untrusted text inside `prompt` (a template with `{input}` exactly once), scored
+    through the pipeline's one renderer (control-token text escaped, long inputs cut in the middle, length
+    buckets). `model` is a `registry.LoadedModel` (cfg, params, tokenizer); `kwargs` go to `score_examples`."""
+    if not isinstance(prompt, str) or prompt.count("{input}") != 1:
+        raise ValueError(f"the prompt must contain {{input}} exactly once, got {prompt!r}")
+    ids = [f"{task}:{i}" for i in range(len(texts))] if ids is None else list(ids)
+    labels = [0] * len(texts) if labels is None else list(labels)
+    examples = [pipeline.ClassificationExample(id=i, task=task, input=t, label=int(y), template=prompt,
+                                               label_words=tuple(label_words), system=system)
+                for i, t, y in zip(ids, texts, labels, strict=True)]
+    return score_examples(model.cfg, model.params, model.tokenizer, examples, **kwargs)

@@ -77,7 +77,7 @@ def parse_row(where: str, row: Any, *, source: str, text_field: str = "input",
     """One checked row -> Item. `label_fields` maps question name -> row field (default {"label": "label"});
     meta = the row's other fields, with meta[question] = the coerced 0/1 label and, for list-of-messages input,
     meta["messages"]. Item id: f"{source}:{row[id_field]}" if the row has one, else the stable text hash."""
-    label_fields = label_fields or {"label": "label"}
+    label_fields = {"label": "label"} if label_fields is None else label_fields
     if not isinstance(row, dict):
         raise TaskFileError(f"{where}: expected a JSON object, got {type(row).__name__}")
     for field in (text_field, *label_fields.values()):
