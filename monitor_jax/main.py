@@ -570,6 +570,7 @@ def main(argv: list[str]) -> int:
 
 def run() -> None:
     """Console-script entry point."""
+    logging.use_absl_handler()  # python logging through absl's handler, as `absl.app.run` would set it up
     logging.set_verbosity(logging.WARNING)
     flags.FLAGS.mark_as_parsed()  # libraries that read absl's global flags see their defaults
     sys.exit(main(sys.argv))
