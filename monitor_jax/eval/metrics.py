@@ -195,7 +195,8 @@ def _group_strata(y: np.ndarray, groups: Sequence | None) -> tuple[np.ndarray, l
     else:
         if len(groups) != y.size:
             raise ValueError(f"groups has {len(groups)} entries but labels has {y.size}")
-        g = np.unique(np.asarray([str(v) for v in groups]), return_inverse=True)[1]
+        _, first, g = np.unique(np.asarray([str(v) for v in groups]), return_index=True, return_inverse=True)
+        g = np.argsort(np.argsort(first))[g]  # numbered by first appearance: one group per item = no groups
     n_g = int(g.max()) + 1 if g.size else 0
     pos = np.bincount(g, weights=y, minlength=n_g)
     size = np.bincount(g, minlength=n_g)

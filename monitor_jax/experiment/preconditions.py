@@ -32,8 +32,10 @@ SPLITS = ("train", "validation", "test")
 def passes(rec: Mapping[str, Any]) -> bool | None:
     """Whether a precondition record holds, from its value / CI (None: it could not be evaluated)."""
     kind, ci, value = rec["kind"], rec.get("ci"), rec.get("value")
+    if kind == "diff" and ci is None:  # no paired CI (round 1): an estimate on the wrong side of 0 still fails
+        return False if value is not None and int(rec.get("direction", 1)) * value <= 0 else None
     if kind == "diff":
-        return None if ci is None else metrics.verdict(metrics.CI(**ci), int(rec.get("direction", 1))) == "reproduced"
+        return metrics.verdict(metrics.CI(**ci), int(rec.get("direction", 1))) == "reproduced"
     if kind == "label_agreement":
         return None if ci is None else bool(ci["low"] > float(rec["threshold"]))
     if value is None or not np.isfinite(value):
@@ -100,8 +102,8 @@ def evaluate(config: Any | None, specs: Sequence[Mapping[str, Any]], cells: Mapp
                 arms = {a.name: a for a in config.experiment.arms}
                 rows = {a: exposure(config, arms[a], spec["task"]) for a in spec["arms"]}
                 rec["rows"], rec["value"] = rows, max(rows.values()) / max(min(rows.values()), 1e-9)
-        except (KeyError, TypeError) as err:  # an arm or cell the budget skipped
-            rec["note"] = f"not evaluated: {err!r} missing"
+        except (KeyError, TypeError, ValueError) as err:  # an arm or cell the budget skipped
+            rec["note"] = f"not evaluated ({type(err).__name__}: {err})"
         rec["passed"] = passes(rec)
         out.append(rec)
     return out
