@@ -244,3 +244,23 @@ def test_verdict_script_runs_clean_and_its_tables_are_current():
     out = subprocess.run([sys.executable, str(ROOT / "experiments" / "verdict.py"), "--check"], cwd=ROOT,
                          capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""})
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_config_preconditions_c3_exposure_and_c8_label_agreement(monkeypatch):
+    config = _load(ROOT / "configs" / "c3_scaling.py")
+    spec = config.experiment.preconditions[0].to_dict()
+    (rec,) = preconditions.evaluate(config, [spec], {}, {}, {})
+    assert rec["rows"]["small"] == pytest.approx(48 * 8) and rec["value"] == pytest.approx(17.0)
+    assert rec["passed"] is False  # the 256-item arm sees the in-domain items 17x less often
+    config = _load(ROOT / "configs" / "c8_elicitation.py")
+    spec = config.experiment.preconditions[0].to_dict()
+    gold = {f"i{j}": j % 2 for j in range(96)}
+    pseudo = {i: (1 - y if j < 55 else y) for j, (i, y) in enumerate(gold.items())}  # 41 of 96 agree
+
+    def examples(name, split):
+        labels = pseudo if name == spec["task"] else gold
+        return [type("E", (), {"id": i, "label": y})() for i, y in labels.items()] if split == "train" else []
+
+    monkeypatch.setattr(preconditions.tasks, "examples", examples)
+    (rec,) = preconditions.evaluate(config, [spec], {}, {}, {})
+    assert rec["n"] == 96 and rec["value"] == pytest.approx(41 / 96) and rec["passed"] is False
