@@ -79,7 +79,8 @@ def check(res: dict, folder: pathlib.Path, config) -> tuple[str, str, list[str]]
     name, problems = folder.name, []
     cmp, pre, verdict, source = recompute(res, folder)
     for old, new in zip(res["comparisons"], cmp):
-        what = f"{name}: {new['kind']} on {new['cell']} ({', '.join(str(new.get(r)) for r in compare.KINDS[new['kind']])})"
+        roles = ", ".join(str(new.get(r)) for r in compare.KINDS[new["kind"]])
+        what = f"{name}: {new['kind']} on {new['cell']} ({roles})"
         if new["verdict"] != old["verdict"]:
             problems.append(f"{what}: stored {old['verdict']!r}, recomputed {new['verdict']!r}")
         if not _close(old.get("ci"), new.get("ci")):

@@ -83,7 +83,8 @@ def evaluate(config: Any | None, specs: Sequence[Mapping[str, Any]], cells: Mapp
     for spec in specs:
         kind, cell = spec["kind"], spec.get("cell")
         keep = config is None and kind in FROM_CONFIG
-        rec: dict = {**dict(spec), **({} if keep else {"value": None, "ci": None}), "note": spec.get("note", "") if keep else ""}
+        rec: dict = {**dict(spec), "note": spec.get("note", "")} if keep else \
+            {**dict(spec), "value": None, "ci": None, "note": ""}
         try:
             if keep:
                 pass
@@ -93,8 +94,8 @@ def evaluate(config: Any | None, specs: Sequence[Mapping[str, Any]], cells: Mapp
             elif kind == "auroc_at_least":
                 rec["value"] = cells[cell]["arms"][spec["arm"]]["auroc"]["estimate"]
             elif kind == "generation_ratio":
-                gen = cells[cell]["generation"]
-                rec["value"] = float(np.mean(gen[spec["arm"]]["mean_tokens"]) / np.mean(gen[spec["ref"]]["mean_tokens"]))
+                tokens = {a: np.mean(cells[cell]["generation"][a]["mean_tokens"]) for a in (spec["arm"], spec["ref"])}
+                rec["value"] = float(tokens[spec["arm"]] / tokens[spec["ref"]])
             elif kind == "label_agreement":
                 k, n = _agreement(spec["task"], spec["reference"])
                 rec["ci"], rec["value"], rec["n"] = metrics.proportion_ci(k, n)._asdict(), k / n if n else None, n
