@@ -133,6 +133,10 @@ def markdown(res: dict) -> str:
            f"the preconditions; `python experiments/verdict.py` recomputes it).", ""]
     if res["incomplete"]:
         out += [f"> **incomplete:** {res['incomplete']}", ""]
+    if res.get("relabelled"):
+        r = res["relabelled"]
+        out += [f"> **{r['mark']}** ({r['rules']}); verdict before: {r['verdict_before']}"
+                + "".join(f"; {c}" for c in r["changes"]), ""]
     out += [f"- model `{res['model']}`, {t['mode']} k={t['top_k']} from cached features, {t['steps']} steps × "
             f"{t['batch_size']} rows, lr {t['lr']}, max_len {t['max_len']}; seeds {res['seeds']}",
             f"- evaluation split: **{res['split']}**; checkpoints chosen on validation (each arm's own training "
