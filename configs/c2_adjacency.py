@@ -6,7 +6,8 @@ Arms (96 balanced items each): far = tweet sentiment (negative); near = harmful 
 (malicious use); closest to the agent-transcript task = another question about the same agent transcripts
 (did the agent run a risky command the user asked for); in-domain arms for both cells (shared with C1).
 Primary comparisons: on agent/sabotage, gap(closest) - gap(far) > 0; on requests/info_hazard,
-gap(near) - gap(far) > 0. Gaps are undefined where the in-domain gain's CI includes 0.
+gap(near) - gap(far) > 0. Precondition per cell: the in-domain gap base -> in-domain has a CI above 0 (else the
+cell is not testable; its gaps would be undefined anyway).
 """
 from __future__ import annotations
 
@@ -42,9 +43,8 @@ def get_config(arg: str | None = None):
             x.comparison("gap_diff", info, arm="near", other="far", base="base", ref="in_info", primary=True),
             *[x.comparison("gap", agent, arm=a, base="base", ref="in_agent") for a in ("far", "near", "closest")],
             *[x.comparison("gap", info, arm=a, base="base", ref="in_info") for a in ("far", "near", "closest")],
-            x.comparison("diff", agent, a="base", b="in_agent"),
-            x.comparison("diff", info, a="base", b="in_info"),
         ]
+        e.preconditions = [x.in_domain_gap(agent, "in_agent"), x.in_domain_gap(info, "in_info")]
         e.notes = ("'closest' for the agent task is the only other question about the same agent transcripts in the "
                    "suite (its labels are independent of sabotage by construction); for info hazards it is as far "
                    "as the tweets.",)

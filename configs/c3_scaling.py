@@ -5,7 +5,9 @@
 Arms: 16 balanced in-domain items (requests/info_hazard) alone, and with 64 / 256 balanced adjacent items
 (requests/harmful: harmful vs benign requests, all categories), every item drawn equally often, 48 steps of
 8 rows in every arm. Checkpoints are chosen on info_hazard validation only (200 items). Cell: the whole
-info_hazard test split.
+info_hazard test split. Precondition: the compared arms train on the in-domain items equally often — as
+written (weights 1 : n/16 at fixed steps) the 256-item arm sees them 17x less often, so the design confounds
+"more adjacent data" with "fewer in-domain updates" and the claim is not testable until the design changes.
 """
 from __future__ import annotations
 
@@ -43,6 +45,9 @@ def get_config(arg: str | None = None):
                          x.comparison("diff", info, a="small", b=f"small+{ADJACENT[0]}"),
                          x.comparison("diff", info, a=f"small+{ADJACENT[0]}", b=f"small+{ADJACENT[-1]}"),
                          x.comparison("diff", info, a="base", b="small")]
+        e.preconditions = [x.precondition(
+            "exposure_ratio", "the arms see the in-domain set equally often (most / fewest rows <= 1.5)", task=x.INFO,
+            arms=tuple(a.name for a in e.arms[1:]), threshold=1.5)]
         e.notes = ("The adjacent task's positives are harmful requests of every category, info hazards among them "
                    "(train-split items only: the split is per item, shared by all tasks of the requests domain).",)
     return x.lock(c)

@@ -66,11 +66,13 @@ def get_config(arg: str | None = None):
         e.comparisons = [
             x.comparison("diff", probe, a="cls", b="if_mix", primary=True),  # the C4 probe mended ...
             x.comparison("diff", probe, a="cls", b="if_later", primary=True),
-            x.comparison("diff", probe, a="cls", b="if_diluted"),  # ... and not when done badly
-            x.comparison("diff", probe, a="cls", b="if_little"),
+            x.comparison("diff", probe, a="cls", b="if_diluted", direction=-1),  # ... and not when done badly
+            x.comparison("diff", probe, a="cls", b="if_little", direction=-1),
             *[x.comparison("diff", k, a="base", b=a) for k in (harm, info) for a in ("cls", "if_mix", "if_later")],
             *[x.comparison("diff", k, a="cls", b=a) for k in (harm, info) for a in ("if_mix", "if_later")],
         ]
+        e.preconditions = [x.precondition("diff", "the C4 failure exists here: base -> cls on the probe < 0",
+                                          cell=probe, a="base", b="cls", direction=-1, guards=(probe,))]
         e.notes = ("Primary: the C4 probe improves over classification-only training with IF interleaved and with IF "
                    "as a later stage. 'Gains kept': the base→arm differences on the held-out cells stay positive "
                    "where base→cls is, and cls→arm does not fall below 0.",)

@@ -32,12 +32,15 @@ def get_config(arg: str | None = None):
         e.name, e.claim = "c6_thinking", "C6"
         e.statement = "No-thinking training also improves with-thinking classification."
         e.budget_minutes = 60.0  # the mixture's runs are C1's (counted: 60.5 min); nothing new is trained
-        e.cells, e.comparisons = [], []
+        e.cells, e.comparisons, e.preconditions = [], [], []
         for task, n in TASKS.items():
             e.cells += [x.cell(task, n, "no thinking (1-token answer)"),
                         x.cell(task, n, "with thinking", name=f"{task}:thinking", view="thinking", budget=BUDGET),
                         x.cell(task, n, "control: empty reasoning", name=f"{task}:control",
                                view="thinking_control", budget=BUDGET)]
+            e.preconditions.append(x.precondition(
+                "generation_ratio", f"the trained model still reasons on {task} (mean tokens >= 50 % of untrained)",
+                cell=f"{task}:thinking", arm="mixture", ref="base", threshold=0.5, guards=(f"{task}:thinking",)))
             e.comparisons += [x.comparison("diff", f"{task}:thinking", a="base", b="mixture", primary=True),
                               x.comparison("diff", f"{task}:primary", a="base", b="mixture"),
                               x.comparison("diff", f"{task}:control", a="base", b="mixture")]

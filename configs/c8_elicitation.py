@@ -8,7 +8,8 @@ unlabelled items of the train split (labels stripped); the top and bottom 30 % o
 positives and negatives (`monitor_jax.run.elicit_task`). Arms (top 2 layers, 48 steps, 2 seeds): the untrained
 model; trained on the pseudo-labels (checkpoint chosen on the pseudo-labelled held-out rows: no gold label is
 used); trained on the same items with their gold labels (the supervised comparison of the same size). Cell:
-no-thinking AUROC on the gold task's test split.
+no-thinking AUROC on the gold task's test split. Precondition: the pseudo-labels agree with the gold labels of
+the same items more often than chance (Wilson 95 % CI above 50 %); otherwise the claim is not testable.
 """
 from __future__ import annotations
 
@@ -48,4 +49,6 @@ def get_config(arg: str | None = None):
                          x.comparison("diff", k, a="pseudo", b="gold"),
                          x.comparison("diff", k, a="base", b="gold"),
                          x.comparison("gap", k, arm="pseudo", base="base", ref="gold")]
+        e.preconditions = [x.precondition("label_agreement", "pseudo-labels beat chance: accuracy CI above 50 %",
+                                          task=PSEUDO, reference=GOLD, threshold=0.5)]
     return x.lock(c)

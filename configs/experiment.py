@@ -19,7 +19,10 @@ max_len 1024 (agent transcripts are ~800-1300 tokens; longer inputs lose their m
   `select` ("task:prompt", ...) to choose the checkpoint on (default: the arm's training tasks), `overrides`
   {"loss__reduction": value}: training-config keys with "__" for ".".
 - `comparisons`: `kind` diff (a, b) | gap (arm, base, ref) | gap_diff (arm, other, base, ref), `cell`
-  "task:prompt", `direction` of the claimed effect (+1/-1), `primary` (the verdict is computed from these).
+  "task:prompt", `direction` of the claimed effect (+1/-1, from the claim's statement in DESIGN.md §1: a test
+  checks it), `primary` (the verdict is computed from these).
+- `preconditions`: what must hold for the claim to be decidable (`monitor_jax/experiment/preconditions.py`);
+  one that fails makes the comparisons on the cells it `guards` (default all) "not testable", never "refuted".
 """
 from __future__ import annotations
 
@@ -72,6 +75,18 @@ def comparison(kind: str, cell_name: str, *, direction: int = 1, primary: bool =
                                       "primary": bool(primary), **arms})
 
 
+def precondition(kind: str, what: str, *, guards: tuple[str, ...] = (), **keys) -> ml_collections.ConfigDict:
+    """A precondition (kinds: monitor_jax/experiment/preconditions.py), e.g. precondition("diff", "an in-domain
+    gap exists", cell=k, a="base", b="in_agent", guards=(k,)); `what` names it in results."""
+    return ml_collections.ConfigDict({"kind": kind, "what": what, "guards": tuple(guards), **keys})
+
+
+def in_domain_gap(cell_name: str, arm_name: str) -> ml_collections.ConfigDict:
+    """The in-domain gap exists: AUROC(arm) - AUROC(base) > 0 on `cell_name` (guards that cell)."""
+    return precondition("diff", f"in-domain gap on {cell_name} (base -> {arm_name}) > 0", cell=cell_name, a="base",
+                        b=arm_name, direction=1, guards=(cell_name,))
+
+
 def balanced(name: str, task: str, limit: int) -> ml_collections.ConfigDict:
     """`limit` balanced training items of one task under its primary prompt."""
     return task_component(name, [task], 1.0, limit_per_task=limit, balance=1.0)
@@ -109,6 +124,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         e.cells = []
         e.arms = []
         e.comparisons = []
+        e.preconditions = []
     return c
 
 

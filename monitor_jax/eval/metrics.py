@@ -8,7 +8,8 @@ Conventions: `labels` are 0/1 (or bool), 1 = positive (the bad behaviour); a hig
 positive"; a threshold `t` classifies `score >= t` as positive. Functions that compare models take score
 arrays that are *aligned*: element i of every array is the same item (use `align` to reorder by item ids).
 Bootstraps are stratified: positives and negatives are resampled separately (each keeps its count), so every
-resample has both classes; the CI is the percentile interval, the estimate is the metric on the full data.
+resample has both classes; items may instead be resampled by hygiene group (`groups`). The CI is the percentile
+interval, the estimate is the metric on the full data. Seeds as a second level: `eval/two_level.py`.
 """
 
 from __future__ import annotations
@@ -171,40 +172,66 @@ def align(ref_ids: Sequence, ids: Sequence, values: np.ndarray) -> np.ndarray:
     return np.asarray(values)[[pos[k] for k in ref_ids]]
 
 
-def _boot_auroc(s: np.ndarray, pos_s: np.ndarray, neg_s: np.ndarray, pi: np.ndarray, ni: np.ndarray) -> np.ndarray:
-    """AUROC of each resample (rows of pi/ni index the positives/negatives) via per-row negative histograms
-    over the distinct scores: O(B * (n + U)), no per-resample sort."""
-    uniq = np.unique(s)
-    u_pos, u_neg = np.searchsorted(uniq, pos_s)[pi], np.searchsorted(uniq, neg_s)[ni]
-    b, n_u = pi.shape[0], uniq.size
-    counts = np.bincount((np.arange(b)[:, None] * n_u + u_neg).ravel(), minlength=b * n_u).reshape(b, n_u)
+def _boot_auroc(s: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """AUROC of each resample, given as item multiplicities `w` [B, n], via per-row negative histograms over
+    the distinct scores: O(B * (n + U)), no per-resample sort; nan where a resample lacks a class."""
+    uniq, u = np.unique(s, return_inverse=True)
+    b, n_u = w.shape[0], uniq.size
+    neg = ~y
+    rows = (np.arange(b)[:, None] * n_u + u[neg]).ravel()
+    counts = np.bincount(rows, weights=w[:, neg].ravel(), minlength=b * n_u).reshape(b, n_u)
     below = np.cumsum(counts, axis=1) - counts  # negatives strictly below each distinct score
-    wins = np.take_along_axis(below + 0.5 * counts, u_pos, axis=1).sum(axis=1)
-    return wins / (pi.shape[1] * ni.shape[1])
+    wins = (np.take_along_axis(below + 0.5 * counts, np.broadcast_to(u[y], (b, int(y.sum()))), axis=1)
+            * w[:, y]).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return wins / (w[:, y].sum(axis=1) * w[:, neg].sum(axis=1))
+
+
+def _group_strata(y: np.ndarray, groups: Sequence | None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(group index of each item, the groups of each stratum): all-positive, all-negative, mixed groups. Without
+    `groups` every item is its own group, so the strata are the positives and the negatives."""
+    if groups is None:
+        g = np.arange(y.size)
+    else:
+        if len(groups) != y.size:
+            raise ValueError(f"groups has {len(groups)} entries but labels has {y.size}")
+        _, first, g = np.unique(np.asarray([str(v) for v in groups]), return_index=True, return_inverse=True)
+        g = np.argsort(np.argsort(first))[g]  # numbered by first appearance: one group per item = no groups
+    n_g = int(g.max()) + 1 if g.size else 0
+    pos = np.bincount(g, weights=y, minlength=n_g)
+    size = np.bincount(g, minlength=n_g)
+    strata = [np.nonzero(pos == size)[0], np.nonzero(pos == 0)[0], np.nonzero((pos > 0) & (pos < size))[0]]
+    return g, [s for s in strata if s.size]
 
 
 def bootstrap_distribution(
-    metric_fn: MetricFn, score_arrays: Sequence[np.ndarray], labels: np.ndarray, n: int = 1000, seed: int = 0
+    metric_fn: MetricFn, score_arrays: Sequence[np.ndarray], labels: np.ndarray, n: int = 1000, seed: int = 0,
+    *, groups: Sequence | None = None,
 ) -> np.ndarray:
     """[k, n] metric values of k aligned score arrays on the SAME n stratified resamples (seeded).
-    `metric_fn is auroc` takes a vectorized path; any other metric is looped (None counts as nan)."""
+    With `groups` (a hygiene group id per item, e.g. an AgentDojo (user task, injection task) pair) whole groups
+    are resampled, stratified by their label make-up. `metric_fn is auroc` takes a vectorized path; any other
+    metric is looped (None counts as nan)."""
     y = np.asarray(labels).astype(bool).ravel()
     arrays = [_prep(s, y)[0] for s in score_arrays]
-    pos, neg = np.nonzero(y)[0], np.nonzero(~y)[0]
-    if pos.size == 0 or neg.size == 0:
+    if not y.any() or y.all():
         raise ValueError("a stratified bootstrap needs both classes")
+    g, strata = _group_strata(y, groups)
+    n_g = int(g.max()) + 1
     out = np.empty((len(arrays), n))
     chunk = max(1, min(n, 2_000_000 // y.size))  # fixed by (n, size): same seed -> same resamples
     rng = np.random.default_rng(seed)
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
-        pi, ni = rng.integers(0, pos.size, (m, pos.size)), rng.integers(0, neg.size, (m, neg.size))
+        picks = np.concatenate([st[rng.integers(0, st.size, (m, st.size))] for st in strata], axis=1)
+        counts = np.bincount((np.arange(m)[:, None] * n_g + picks).ravel(), minlength=m * n_g).reshape(m, n_g)
+        w = counts[:, g].astype(np.float64)  # [m, items]: how often each item is in each resample
         for k, s in enumerate(arrays):
             if metric_fn is auroc:
-                out[k, start : start + m] = _boot_auroc(s, s[pos], s[neg], pi, ni)
+                out[k, start : start + m] = _boot_auroc(s, y, w)
                 continue
             for r in range(m):
-                idx = np.concatenate([pos[pi[r]], neg[ni[r]]])
+                idx = np.repeat(np.arange(y.size), w[r].astype(np.int64))
                 v = metric_fn(s[idx], y[idx])
                 out[k, start + r] = np.nan if v is None else v
     return out
@@ -273,6 +300,25 @@ def gap_ci(num: float, num_dist: np.ndarray, den: float, den_dist: np.ndarray, a
     with np.errstate(divide="ignore", invalid="ignore"):
         ci = percentile_ci(num / den, num_dist / den_dist, alpha)
     return GapCI(ci.estimate, ci.low, ci.high, den_ci, True)
+
+
+def proportion_ci(k: int, n: int, alpha: float = 0.05) -> CI:
+    """k / n with its Wilson score interval (e.g. pseudo-label accuracy); nan when n is 0."""
+    if n <= 0:
+        return CI(*[float("nan")] * 3)
+    z = _normal_quantile(1.0 - alpha / 2.0)
+    p = k / n
+    centre, half = (p + z * z / (2 * n)), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return CI(float(p), float((centre - half) / (1 + z * z / n)), float((centre + half) / (1 + z * z / n)))
+
+
+def _normal_quantile(q: float) -> float:
+    """Standard normal quantile by bisection on erf (no scipy)."""
+    lo, hi = -10.0, 10.0
+    for _ in range(100):
+        mid = (lo + hi) / 2.0
+        lo, hi = (mid, hi) if 0.5 * (1.0 + math.erf(mid / math.sqrt(2.0))) < q else (lo, mid)
+    return (lo + hi) / 2.0
 
 
 # ---------------------------------------------------------------- reporting

@@ -1,10 +1,11 @@
-"""An experiment's statistics: seed-mean AUROC of each arm on one evaluation cell with a paired bootstrap, the
-declared comparisons between arms (difference, gap recovered, difference of gaps) and their verdicts.
+"""An experiment's statistics: seed-mean AUROC of each arm on one evaluation cell with a two-level paired
+bootstrap, the declared comparisons between arms (difference, gap recovered, difference of gaps) and verdicts.
 
-Every arm of a cell is scored on the same items, so one set of stratified resamples serves them all
-(`metrics.bootstrap_distribution`): each resample gives every seed's AUROC; an arm's value is the mean over
-its seeds. Differences and ratios are taken resample by resample, so each comparison has its own paired CI.
-Seed spread (the min..max of the per-seed AUROCs) is reported beside the bootstrap CI, never folded into it.
+Every arm of a cell is scored on the same items, so one set of resamples serves them all
+(`eval/two_level.py`): each replicate resamples the items (or their hygiene groups), then each arm's seeds; an
+arm's value is the mean over its seeds. Differences and ratios are taken replicate by replicate, so each
+comparison has its own paired CI with seed variance inside it. The seed range (max - min of the per-seed AUROCs)
+is shown beside the CI. A comparison whose precondition failed is "not testable" (`preconditions.py`).
 """
 from __future__ import annotations
 
@@ -12,31 +13,29 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from monitor_jax.eval import metrics
+from monitor_jax.eval import metrics, two_level
 
 KINDS = {
     "diff": ("a", "b"),  # AUROC(b) - AUROC(a)
     "gap": ("arm", "base", "ref"),  # (AUROC(arm) - AUROC(base)) / (AUROC(ref) - AUROC(base)): gap recovered
     "gap_diff": ("arm", "other", "base", "ref"),  # gap(arm) - gap(other), on the same denominator
 }
-VERDICTS = ("reproduced", "refuted", "inconclusive")
+NOT_TESTABLE = "not testable"
+VERDICTS = ("reproduced", "refuted", "inconclusive", NOT_TESTABLE)
+CI_METHOD = "two-level"  # results.json "ci_method": "two-level" (seeds, then items or groups) | "items" (round 1)
 
 
 def arm_stats(scores: Mapping[str, Sequence[np.ndarray]], labels: np.ndarray, n_boot: int, seed: int,
-              alpha: float = 0.05) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
-    """Per arm: {"auroc": CI of the seed-mean AUROC, "per_seed": [...], "seed_spread": max - min}, and the
-    bootstrap draws [n_boot] of each arm's seed-mean AUROC. `scores[arm]`: one aligned score array per seed."""
-    names = list(scores)
-    flat = [np.asarray(s) for n in names for s in scores[n]]
-    draws = metrics.bootstrap_distribution(metrics.auroc, flat, labels, n_boot, seed)
-    stats, dists, i = {}, {}, 0
-    for n in names:
-        k = len(scores[n])
+              alpha: float = 0.05, *, groups: Sequence | None = None) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
+    """Per arm: {"auroc": CI of the seed-mean AUROC (two-level), "per_seed": [...], "seed_spread": max - min,
+    "n_seeds"}, and the bootstrap draws [n_boot] of each arm's seed-mean AUROC. `scores[arm]`: one aligned score
+    array per seed; `groups`: a hygiene group id per item, resampled whole (None: items)."""
+    est, dists = two_level.seed_mean_draws(metrics.auroc, scores, labels, n_boot, seed, groups=groups)
+    stats = {}
+    for n in scores:
         per_seed = [float(metrics.auroc(s, labels)) for s in scores[n]]
-        dists[n] = draws[i:i + k].mean(axis=0)
-        i += k
-        stats[n] = {"auroc": metrics.percentile_ci(float(np.mean(per_seed)), dists[n], alpha)._asdict(),
-                    "per_seed": per_seed, "seed_spread": float(max(per_seed) - min(per_seed))}
+        stats[n] = {"auroc": metrics.percentile_ci(est[n], dists[n], alpha)._asdict(), "per_seed": per_seed,
+                    "seed_spread": float(max(per_seed) - min(per_seed)), "n_seeds": len(per_seed)}
     return stats, dists
 
 
@@ -64,9 +63,14 @@ def compare(spec: Mapping[str, Any], est: Mapping[str, float], dists: Mapping[st
 
 
 def claim_verdict(comparisons: Sequence[Mapping[str, Any]]) -> str:
-    """"reproduced" when every primary comparison is, "refuted" when every one is refuted, else "inconclusive"
-    (mixed results, a CI that includes 0, an undefined gap, or no primary comparison)."""
-    primary = [c["verdict"] for c in comparisons if c.get("primary")]
+    """From the primary comparisons: "not testable" when every one is (a precondition failed); otherwise, over
+    the testable ones, "reproduced" when every one is, "refuted" when every one is refuted, else "inconclusive"
+    (mixed results, a CI that includes 0, an undefined gap, or no primary comparison). `untestable_primaries`
+    says how many were left out."""
+    every = [c["verdict"] for c in comparisons if c.get("primary")]
+    primary = [v for v in every if v != NOT_TESTABLE]
+    if every and not primary:
+        return NOT_TESTABLE
     if primary and all(v == "reproduced" for v in primary):
         return "reproduced"
     if primary and all(v == "refuted" for v in primary):
@@ -74,9 +78,18 @@ def claim_verdict(comparisons: Sequence[Mapping[str, Any]]) -> str:
     return "inconclusive"
 
 
+def untestable_primaries(comparisons: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+    """(primary comparisons not testable, primary comparisons)."""
+    primary = [c for c in comparisons if c.get("primary")]
+    return sum(c["verdict"] == NOT_TESTABLE for c in primary), len(primary)
+
+
 def recompute_verdict(c: Mapping[str, Any]) -> str:
-    """The verdict of a stored comparison, recomputed from its CI (the verdict script trusts no stored string)."""
-    ci = c["ci"]
+    """The verdict of a stored comparison from its CI, before preconditions (the verdict script trusts no stored
+    string); an undefined gap or a comparison not run is "inconclusive"."""
+    ci = c.get("ci")
+    if ci is None or not c.get("defined", True):
+        return "inconclusive"
     return metrics.verdict(metrics.CI(ci["estimate"], ci["low"], ci["high"]), int(c.get("direction", 1)))
 
 

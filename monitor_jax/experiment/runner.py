@@ -304,7 +304,7 @@ def cell_scores(shared: Shared, config: Any, rdir: Path | None, cell: Any) -> np
 
 def validate(config: Any) -> None:
     """Clear errors before any training: unique arms and cells, comparisons naming both, a checkpoint choice."""
-    from monitor_jax.experiment import compare, views
+    from monitor_jax.experiment import compare, preconditions, views
 
     e = config.experiment
     arms = [a.name for a in e.arms]
@@ -339,6 +339,7 @@ def validate(config: Any) -> None:
     for a in e.arms:
         if a.stages:
             _selection(config, a)
+    preconditions.validate(config)
 
 
 def scored_arms(config: Any, cell: Any) -> list[str]:
@@ -354,6 +355,7 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
                    progress: bool = True, on_run: Callable[[str, int], None] | None = None) -> dict:
     """Trains every (arm, seed) of `config.experiment` and scores every cell; returns the raw material of the
     results: {"runs": {arm: [run dirs]}, "scores": {cell: {arm: [scores per seed]}}, "labels": {cell: y},
+    "ids" / "groups": {cell: item ids / hygiene groups or None}, "seeds": {arm: [seed per run; None: base]},
     "incomplete": reason or None, "shared": the Shared context, "generation": {cell: {arm: lengths}} of the
     thinking and summary cells (`views.py`)}. An arm may set its own `seeds`; a cell its `arms` and `view`.
 
@@ -363,7 +365,7 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
     reused."""
     from tqdm.auto import tqdm
 
-    from monitor_jax.experiment import views
+    from monitor_jax.experiment import item_scores, views
 
     e = config.experiment
     if shared is None and config.data.get("task_files"):
@@ -393,13 +395,17 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
             break
     scores: dict[str, dict[str, list[np.ndarray]]] = {}
     labels: dict[str, np.ndarray] = {}
+    ids: dict[str, list[str]] = {}
+    groups: dict[str, list[str] | None] = {}
     models = {a.name: [None] if not a.stages else runs[a.name] for a in e.arms}  # None: the base model
     models = {a: dirs for a, dirs in models.items() if dirs}
     generation: dict[str, dict] = {}
     for cell in (bar := tqdm(e.cells, desc="cells", unit="cell", disable=not progress)):
         k, view = cell_key(cell), views.view_of(cell)
         bar.set_postfix_str(k)
-        labels[k] = np.asarray([x.label for x in cell_examples(config, cell)], np.int64)
+        ex = cell_examples(config, cell)
+        labels[k], ids[k] = np.asarray([x.label for x in ex], np.int64), [x.id for x in ex]
+        groups[k] = item_scores.cell_groups(config, cell, ex)
         scored = {a: models[a] for a in scored_arms(config, cell) if a in models}
         if view == "summary":
             if cell.judge not in models:
@@ -412,5 +418,8 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
     kept: dict[str, list[dict]] = {}
     if e.get("retention"):
         kept = {a: [retention_of(shared, config, d) for d in dirs] for a, dirs in models.items()}
-    return {"runs": runs, "scores": scores, "labels": labels, "incomplete": incomplete, "shared": shared,
-            "minutes": _spent(done), "retention": kept, "generation": generation}
+    seeds = {a: [None if d is None else json.loads((d / "run.json").read_text())["seed"] for d in dirs]
+             for a, dirs in models.items()}
+    return {"runs": runs, "scores": scores, "labels": labels, "ids": ids, "groups": groups, "seeds": seeds,
+            "incomplete": incomplete, "shared": shared, "minutes": _spent(done), "retention": kept,
+            "generation": generation}

@@ -17,7 +17,7 @@ import numpy as np
 
 from monitor_jax.data import hygiene
 from monitor_jax.eval import metrics
-from monitor_jax.experiment import compare, runner, views
+from monitor_jax.experiment import compare, decide, item_scores, runner, views
 
 
 def machine() -> str:
@@ -47,34 +47,23 @@ def _baselines(config: Any, cell: Any) -> dict[str, float]:
 def summarize(config: Any, raw: dict, *, command: str, wall_minutes: float) -> dict:
     """The results.json object."""
     e = config.experiment
-    cells, est_by_cell, dist_by_cell = {}, {}, {}
-    for cell in e.cells:
-        k = runner.cell_key(cell)
+    keys = {runner.cell_key(c): c for c in e.cells}
+    stats, est, dists = decide.cell_stats(raw["scores"], raw["labels"], raw.get("groups", {}), int(e.n_boot))
+    cells = {}
+    for k, cell in keys.items():
         if k not in raw["scores"]:  # a summary cell whose judge the budget skipped
             continue
         y = raw["labels"][k]
-        stats, dists = compare.arm_stats(raw["scores"][k], y, int(e.n_boot), 0)
-        est_by_cell[k] = {a: s["auroc"]["estimate"] for a, s in stats.items()}
-        dist_by_cell[k] = dists
         cells[k] = {"task": cell.task, "prompt": cell.prompt, "role": cell.get("role", ""), "n": int(len(y)),
                     "subset": cell.get("subset"), "ask_with": cell.get("ask_with"),
                     "n_pos": int(y.sum()), "n_neg": int(len(y) - y.sum()), "declared_n": int(cell.limit),
-                    "baselines": _baselines(config, cell), "arms": stats, "view": views.view_of(cell),
+                    "n_groups": None if not raw.get("groups", {}).get(k) else len(set(raw["groups"][k])),
+                    "baselines": _baselines(config, cell), "arms": stats[k], "view": views.view_of(cell),
                     "budget": cell.get("budget"), "judge": cell.get("judge"),
                     "generation": raw.get("generation", {}).get(k)}
-    comparisons = []
-    for spec in e.comparisons:
-        spec = spec.to_dict()
-        k = spec["cell"]
-        try:
-            if k not in cells:
-                raise ValueError(f"comparison {spec}: cell {k!r} is not one of {sorted(cells)}")
-            comparisons.append(compare.compare(spec, est_by_cell[k], dist_by_cell[k]))
-        except ValueError:
-            if raw["incomplete"] is None:
-                raise
-            comparisons.append({**spec, "ci": None, "defined": False, "verdict": "inconclusive",
-                                "note": "not run (budget)"})
+    comparisons, pre, verdict = decide.verdicts(config, [s.to_dict() for s in e.comparisons],
+                                                [p.to_dict() for p in e.get("preconditions") or ()], cells, est,
+                                                dists, raw["incomplete"])
     retention = {}
     if raw.get("retention"):
         ref = e.arms[0].name
@@ -104,9 +93,9 @@ def summarize(config: Any, raw: dict, *, command: str, wall_minutes: float) -> d
         "wall_minutes": wall_minutes, "command": command, "machine": machine(),
         "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "incomplete": raw["incomplete"], "cells": cells, "arms": arms, "comparisons": comparisons,
-        "retention": retention,
-        "verdict": compare.claim_verdict(comparisons),  # a primary comparison not run counts as inconclusive
+        "preconditions": pre, "retention": retention, "verdict": verdict, "ci_method": compare.CI_METHOD,
         "notes": list(e.get("notes", ())),
+        "item_scores": {"file": item_scores.FILE, "rows": item_scores.rows(raw, keys)},  # write() keeps them apart
     }
 
 
@@ -140,19 +129,23 @@ def markdown(res: dict) -> str:
     arm_names = list(res["arms"])
     t = res["train"]
     out = [f"# {res['claim']}: {res['name']}", "", f"**Claim.** {res['statement']}", "",
-           f"**Verdict: {res['verdict']}** (computed from the paired CIs of the primary comparisons below; "
-           f"`python experiments/verdict.py` recomputes it).", ""]
+           f"**Verdict: {verdict_text(res)}** (computed from the paired CIs of the primary comparisons below and "
+           f"the preconditions; `python experiments/verdict.py` recomputes it).", ""]
     if res["incomplete"]:
         out += [f"> **incomplete:** {res['incomplete']}", ""]
+    if res.get("relabelled"):
+        r = res["relabelled"]
+        out += [f"> **{r['mark']}** ({r['rules']}); verdict before: {r['verdict_before']}"
+                + "".join(f"; {c}" for c in r["changes"]), ""]
     out += [f"- model `{res['model']}`, {t['mode']} k={t['top_k']} from cached features, {t['steps']} steps × "
             f"{t['batch_size']} rows, lr {t['lr']}, max_len {t['max_len']}; seeds {res['seeds']}",
             f"- evaluation split: **{res['split']}**; checkpoints chosen on validation (each arm's own training "
-            f"tasks); {res['n_boot']} paired stratified bootstrap resamples, 95 % percentile CIs over items; "
-            "an arm's AUROC is the mean over its seeds, seed spread = max − min of the per-seed AUROCs",
+            f"tasks); {res['n_boot']} paired bootstrap replicates, 95 % percentile CIs: {ci_caption(res)}; "
+            "an arm's AUROC is the mean over its seeds",
             f"- command: `{res['command']}`",
             f"- training {res['train_minutes']:.1f} min (budget {res['budget_minutes']:.0f}), wall "
             f"{res['wall_minutes']:.1f} min, {res['machine']}, written {res['written']}", ""]
-    out += ["## AUROC (95 % CI; seed spread)", "",
+    out += ["## AUROC (95 % CI; seed range = max − min of the per-seed AUROCs)", "",
             "| cell | role | n pos/neg | length-only | TF-IDF | " + " | ".join(res["arms"][a]["label"]
                                                                        for a in arm_names) + " |",
             "|---|---|---|---|---|" + "---|" * len(arm_names)]
@@ -161,7 +154,7 @@ def markdown(res: dict) -> str:
         for a in arm_names:
             s = c["arms"].get(a)
             vals.append("—" if s is None else _ci(s["auroc"]) + (
-                f"; ±{s['seed_spread'] / 2:.3f}" if len(s["per_seed"]) > 1 else ""))
+                f"; range {s['seed_spread']:.3f}" if len(s["per_seed"]) > 1 else ""))
         b = c["baselines"]
         out.append(f"| {k} | {c['role']} | {c['n_pos']}/{c['n_neg']} | {metrics.fmt_value(b['length_auroc'])} | "
                    f"{metrics.fmt_value(b['tfidf_auroc'])} | " + " | ".join(vals) + " |")
@@ -169,6 +162,7 @@ def markdown(res: dict) -> str:
             "1–2-grams), scored on the same items. —: the arm is not scored on that cell (or its runs were "
             "skipped, see above).", ""]
     out += _generation_md(res)
+    out += _preconditions_md(res)
     out += ["## Comparisons", "",
             "| cell | quantity | claimed sign | estimate [95 % CI] | verdict |", "|---|---|---|---|---|"]
     out += [_comparison_text(c) for c in res["comparisons"]]
@@ -194,6 +188,39 @@ def markdown(res: dict) -> str:
         out += ["", "## Notes", ""] + [f"- {n}" for n in res["notes"]]
     out += ["", "![AUROC per arm](auroc.png)", ""]
     return "\n".join(out)
+
+
+def ci_caption(res: dict) -> str:
+    """How the CIs of `res` were made."""
+    if res.get("ci_method", "items") == "items":
+        return ("items only (round 1: seed variance is *not* inside these CIs; the seed range is shown beside "
+                "each arm)")
+    return ("two-level: seeds, then items (or hygiene groups), resampled jointly for every arm (seed variance is "
+            "inside the CI; a one-seed arm has none to add)")
+
+
+def verdict_text(res: dict) -> str:
+    """The claim's verdict, with how many primary comparisons were not testable when some but not all were."""
+    k, n = compare.untestable_primaries(res["comparisons"])
+    return res["verdict"] + (f" ({k} of {n} primary comparisons not testable)" if 0 < k < n else "")
+
+
+def _preconditions_md(res: dict) -> list[str]:
+    """The preconditions and whether they held; a failed one makes the cells it guards not testable."""
+    if not res.get("preconditions"):
+        return []
+    out = ["## Preconditions", "", "A failed precondition makes every comparison on the cells it guards "
+           "**not testable** (never refuted).", "", "| precondition | value | needed | holds | guards |",
+           "|---|---|---|---|---|"]
+    for p in res["preconditions"]:
+        value = _ci(p["ci"]) if p.get("ci") else metrics.fmt_value(p.get("value"))
+        need = {"diff": f"CI {'above' if int(p.get('direction', 1)) > 0 else 'below'} 0",
+                "label_agreement": f"CI above {p.get('threshold')}",
+                "exposure_ratio": f"≤ {p.get('threshold')}"}.get(p["kind"], f"≥ {p.get('threshold')}")
+        holds = {True: "yes", False: "**no**", None: "not evaluated"}[p.get("passed")]
+        out.append(f"| {p['what']} | {value}{' — ' + p['note'] if p.get('note') else ''} | {need} | {holds} | "
+                   f"{', '.join(p.get('guards') or ['all cells'])} |")
+    return out + [""]
 
 
 def _generation_md(res: dict) -> list[str]:
@@ -266,10 +293,15 @@ def plot(res: dict, path: Path) -> None:
 
 
 def write(res: dict, out_dir: str | os.PathLike) -> Path:
-    """results.json, results.md and auroc.png into `out_dir`, replaced as a whole."""
+    """results.json, results.md, auroc.png and the per-item scores (scores.jsonl.gz, from `res["item_scores"]`
+    rows, which results.json only names) into `out_dir`, replaced as a whole."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    items = res.get("item_scores") or {}
+    if "rows" in items:
+        item_scores.write(tmp / items["file"], items["rows"])
+        res = {**res, "item_scores": {"file": items["file"], "n_rows": len(items["rows"])}}
     (tmp / "results.json").write_text(json.dumps(res, indent=1, default=float) + "\n")
     (tmp / "results.md").write_text(markdown(res))
     plot(res, tmp / "auroc.png")
@@ -291,6 +323,7 @@ def table(res: dict) -> str:
         vals = [_ci(c["arms"][a]["auroc"]) if a in c["arms"] else "—" for a in arms]
         lines.append(f"{k:<34} {c['n_pos']:>3}/{c['n_neg']:<4}  " + "  ".join(f"{v:<22}" for v in vals))
         for cmp in (x for x in res["comparisons"] if x["cell"] == k and x["kind"] == "diff"):
-            reading = {"reproduced": "gain", "refuted": "worse"}.get(cmp["verdict"], "no clear change")
+            sign = compare.recompute_verdict({**cmp, "direction": 1})  # the CI's side of 0, whatever is claimed
+            reading = {"reproduced": "gain", "refuted": "worse"}.get(sign, "no clear change")
             lines.append(f"{'':<34} {'':>8}  Δ {cmp['b']} − {cmp['a']}: {_ci(cmp.get('ci'))}  -> {reading}")
     return "\n".join(lines)
