@@ -103,7 +103,7 @@ def _jax_state(config):
     import jax
 
     from monitor_jax.model import registry
-    from monitor_jax.train import sharding, state, step
+    from monitor_jax.core import sharding, state, step
 
     m = registry.load(config.model.name)
     mesh = sharding.make_mesh(dict(config.mesh.shape))
@@ -114,7 +114,7 @@ def _jax_state(config):
 
 
 def child_jax(repeats: int, remat: str) -> dict:
-    from monitor_jax.train import sharding
+    from monitor_jax.core import sharding
 
     jax, m, mesh, st, _, fn, batch = _jax_state(base_config(**{"model.remat": remat}))
     dev_batch = sharding.shard_batch(batch, mesh)
@@ -129,7 +129,8 @@ def child_jax(repeats: int, remat: str) -> dict:
 
 
 def child_topk(repeats: int, cached: bool) -> dict:
-    from monitor_jax.train import features, sharding
+    from monitor_jax.core import sharding
+    from monitor_jax.train import features
 
     config = base_config(**{"model.remat": "none", "train.mode": "top_k_layers", "train.top_k": 2,
                             "train.cache_features": cached})

@@ -5,7 +5,7 @@ SFT, improve no-thinking AUROC without gold labels.
 
 Steps: SmolLM2-135M-Instruct reasons (up to 48 tokens) then answers "is this request harmful?" about 160
 unlabelled items of the train split (labels stripped); the top and bottom 30 % of its with-thinking scores become
-positives and negatives (`monitor_jax.run.elicit_task`). Arms (top 2 layers, 48 steps, 2 seeds): the untrained
+positives and negatives (`monitor_jax.experiment.run.elicit_task`). Arms (top 2 layers, 48 steps, 2 seeds): the untrained
 model; trained on the pseudo-labels (checkpoint chosen on the pseudo-labelled held-out rows: no gold label is
 used); trained on the same items with their gold labels (the supervised comparison of the same size). Cell:
 no-thinking AUROC on the gold task's test split. Precondition: the pseudo-labels agree with the gold labels of

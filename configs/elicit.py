@@ -2,7 +2,7 @@
 
     monitor-jax elicit --config=configs/elicit.py[:TASK] --workdir=/tmp/elicit [--config.elicit.labels=gold]
 
-Steps (`monitor_jax.run.elicit`): SmolLM2-135M-Instruct reasons (up to `elicit.budget` tokens) then answers
+Steps (`monitor_jax.experiment.run.elicit`): SmolLM2-135M-Instruct reasons (up to `elicit.budget` tokens) then answers
 about `elicit.limit` items of TASK's train split (default `requests/harmful`) with their labels stripped; the top
 30 % and bottom 30 % of its with-thinking scores become positives and negatives; the top 2 layers train on them
 from cached features (the training setup of configs/demo.py); validation AUROC on the gold task before and after

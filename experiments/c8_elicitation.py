@@ -18,8 +18,9 @@ GOLD = "elicit/gold"  # configs/c8_elicitation.py's gold arm trains on this task
 
 
 def main() -> int:
-    from monitor_jax import run
-    from monitor_jax.data import assets, tasks
+    from monitor_jax.experiment import run
+    from monitor_jax.core import assets
+    from monitor_jax.data import tasks
     from monitor_jax.eval import metrics
     from monitor_jax.experiment import runner, write
 

@@ -24,8 +24,8 @@ def load_config(name: str):
 
 
 def main(names: list[str]) -> int:
-    from monitor_jax.data import assets
-    from monitor_jax.experiment import runner, write
+    from monitor_jax.core import assets
+    from monitor_jax.experiment import cells, runner, write
 
     sys.path.insert(0, str(ROOT / "experiments"))
     import verdict
@@ -36,7 +36,7 @@ def main(names: list[str]) -> int:
     shared = None
     for name, config in zip(names, configs):
         start = time.time()
-        shared = shared or runner.Shared.create(config, assets.cache_dir() / "runs")
+        shared = shared or cells.Shared.create(config, assets.cache_dir() / "runs")
         raw = runner.run_experiment(config, shared.runs_dir, shared=shared)
         res = write.summarize(config, raw, command=f"python experiments/run_all.py {' '.join(names)}",
                               wall_minutes=(time.time() - start) / 60)

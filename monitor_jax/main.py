@@ -120,7 +120,7 @@ MULTIPROCESS_FLAGS = ("distributed", "coordinator_address", "num_processes", "pr
 # ---- command bodies: parse nothing, call one library function ----
 
 def _assets(fv: Flags, args: list[str]) -> int:
-    from monitor_jax.data import assets
+    from monitor_jax.core import assets
 
     if args == ["fetch"]:
         paths = assets.fetch_all(force=fv.force, verify=fv.verify)
@@ -167,7 +167,7 @@ def _load_config(fv: Flags, command: str, default: str | None = None):
 
 
 def _experiment(fv: Flags, args: list[str], demo: bool = False) -> int:
-    from monitor_jax.data import assets
+    from monitor_jax.core import assets
     from monitor_jax.experiment import runner, write
 
     config = _load_config(fv, "demo" if demo else "experiment", "configs/demo.py" if demo else None)
@@ -239,7 +239,8 @@ def _train(fv: Flags, args: list[str], elicit: bool = False) -> int:
     if "://" in fv.workdir:
         raise ValueError(f"--workdir={fv.workdir}: give a directory path; for a bucket, mount it on every host "
                          "(e.g. gcsfuse) and pass the mount point")
-    from monitor_jax import distributed, run
+    from monitor_jax.core import distributed
+    from monitor_jax.experiment import run
 
     if elicit and "elicit" not in config:
         raise ValueError("elicit needs a config with an `elicit` section, e.g. --config=configs/elicit.py")
@@ -296,13 +297,13 @@ def _scoring_mesh():
 
     if jax.process_count() == 1:
         return None
-    from monitor_jax.train import sharding
+    from monitor_jax.core import sharding
 
     return sharding.make_mesh({"data": -1})
 
 
 def _eval(fv: Flags, args: list[str]) -> int:
-    from monitor_jax import distributed
+    from monitor_jax.core import distributed
     from monitor_jax.eval import evaluate, report
 
     if not fv.models or not fv.out:
@@ -384,7 +385,7 @@ def _define_think(fv: Flags) -> None:
 
 
 def _summarize(fv: Flags, args: list[str]) -> int:
-    from monitor_jax import distributed
+    from monitor_jax.core import distributed
     from monitor_jax.eval import summarize_file
     from monitor_jax.model import registry
 
@@ -510,7 +511,7 @@ def _config_key_error(rest: list[str], e: Exception) -> str:
     named = [b for b in bad if re.split(r"[.\]]", b)[-1].split("[")[0] in text] or bad
     hint = re.search(r'Did you mean "([^"]+)"', text)
     return (f"unknown config key {', '.join(named) or text}" + (f" (did you mean {hint.group(1)!r}?)" if hint else "")
-            + "; configs are locked: monitor_jax/config.py lists every key")
+            + "; configs are locked: monitor_jax/core/config.py lists every key")
 
 
 def _flag_error(e: flags.Error) -> str:
@@ -520,9 +521,9 @@ def _flag_error(e: flags.Error) -> str:
 
 
 def _start_processes(fv: Flags) -> None:
-    """JAX's multi-controller runtime when this launch is one process of several (`monitor_jax.distributed`);
+    """JAX's multi-controller runtime when this launch is one process of several (`monitor_jax.core.distributed`);
     processes other than 0 then print nothing to stdout and log only errors (process 0 says it all once)."""
-    from monitor_jax import distributed
+    from monitor_jax.core import distributed
 
     if distributed.initialize(fv.coordinator_address, fv.num_processes, fv.process_id, mode=fv.distributed,
                               cpu_collectives=fv.cpu_collectives):
@@ -534,7 +535,7 @@ def _start_processes(fv: Flags) -> None:
 def main(argv: list[str]) -> int:
     """Runs one command line (`argv[0]` is the program); returns the exit code: 0 done, 1 a user error (bad input,
     missing assets: one line on stderr), 2 bad usage."""
-    from monitor_jax.data.assets import AssetError
+    from monitor_jax.core.assets import AssetError
 
     name, rest = _split_argv(argv)
     wants_help = any(a in ("--help", "-h", "--helpfull", "-help") for a in rest)

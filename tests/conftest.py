@@ -12,6 +12,6 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 @pytest.fixture(scope="session")
 def smollm2_gguf():
     """Path of the SmolLM2-135M-Instruct GGUF, fetched into the asset cache on first use."""
-    from monitor_jax.data import assets
+    from monitor_jax.core import assets
 
     return assets.asset_path("smollm2", SMOLLM2_GGUF)

@@ -1,5 +1,5 @@
 """Launcher for multi-host tests: N JAX processes on localhost, each with its own CPU devices, joined by JAX's
-multi-controller runtime (gloo collectives) through `monitor_jax.distributed.initialize`.
+multi-controller runtime (gloo collectives) through `monitor_jax.core.distributed.initialize`.
 
 Each process gets MONITOR_JAX_COORDINATOR_ADDRESS / MONITOR_JAX_NUM_PROCESSES / MONITOR_JAX_PROCESS_ID (or, with
 `flags=True`, the CLI flags `--coordinator_address --num_processes --process_id` appended to its command).

@@ -69,7 +69,7 @@ def _tiny_elicit_config(labels: str) -> ml_collections.ConfigDict:
 
 
 def test_elicit_pipeline_trains_on_pseudo_labels_and_reuses_its_scores(tmp_path, smollm2_gguf, monkeypatch):
-    from monitor_jax import run
+    from monitor_jax.experiment import run
     from monitor_jax.data import tasks
 
     config = _tiny_elicit_config("pseudo")
@@ -110,7 +110,7 @@ def test_elicit_pipeline_trains_on_pseudo_labels_and_reuses_its_scores(tmp_path,
 
 def test_injected_thinker_of_known_accuracy_gives_a_gain_and_gold_is_read_only_after_training(
         tmp_path, smollm2_gguf, monkeypatch):
-    from monitor_jax import run
+    from monitor_jax.experiment import run
     from monitor_jax.data import tasks
 
     harm = tasks.get("requests/harmful")

@@ -12,7 +12,7 @@ import pytest
 
 from monitor_jax.data import tasks
 from monitor_jax.eval import metrics, scoring
-from monitor_jax.experiment import compare, decide, item_scores, runner, write
+from monitor_jax.experiment import cells, compare, decide, item_scores, runner, write
 from monitor_jax.train import loop
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def xla_cache(tmp_path_factory):
 
 
 def _full_forward(model, params, config, cell):
-    ex = runner.cell_examples(config, cell)
+    ex = cells.cell_examples(config, cell)
     res = scoring.score_examples(model.cfg, params, model.tokenizer, ex, max_len=int(config.data.max_len),
                                  buckets=tuple(config.data.buckets), progress=False)
     return res.score
@@ -84,12 +84,12 @@ def test_scores_from_cached_features_equal_the_full_forward(done):
     shared = raw["shared"]
     model = shared.model
     for cell in config.experiment.cells:
-        k = runner.cell_key(cell)
+        k = cells.cell_key(cell)
         np.testing.assert_allclose(raw["scores"][k]["base"][0], _full_forward(model, model.params, config, cell),
                                    rtol=1e-4, atol=1e-5)
         # a trained run: its chosen top layer put back into the full model
         rdir = raw["runs"]["harm"][1]
-        top = runner.chosen_top(rdir)
+        top = cells.chosen_top(rdir)
         params = dict(model.params)
         params["final_norm"] = top["final_norm"]
         params["layers"] = jax.tree_util.tree_map(lambda full, t: np.concatenate([np.asarray(full)[:shared.n_lower], t]),
@@ -254,22 +254,22 @@ def test_cells_can_ask_another_question_and_keep_a_subset():
     ref = x.cell("requests/info_hazard", 30, "r", name="ref", subset="requests/harmful:primary",
                  ask_with="requests/harmful:primary")
     config.experiment.split = "validation"
-    a, b = runner.cell_examples(config, probe), runner.cell_examples(config, ref)
+    a, b = cells.cell_examples(config, probe), cells.cell_examples(config, ref)
     assert [e.id for e in a] == [e.id for e in b] and [e.label for e in a] == [e.label for e in b]
     harmful = tasks.get("requests/harmful")
     assert b[0].template == harmful.prompt("primary").template != a[0].template
     ids = {e.id for e in tasks.examples("requests/harmful", "validation") if e.label == 1}
     assert {e.id for e in a} <= ids  # harmful requests only
-    assert runner.cell_key(ref) == "ref" and runner.cell_key(probe) == "requests/info_hazard:primary"
+    assert cells.cell_key(ref) == "ref" and cells.cell_key(probe) == "requests/info_hazard:primary"
 
 
 def test_arm_overrides_reach_the_run_config():
     config = _config()
     with config.unlocked():
         config.experiment.arms[1] = x.arm("harm", x.balanced("harm", "requests/harmful", 16), loss__reduction="token_mean")
-    rc = runner.run_config(config, config.experiment.arms[1], 3)
+    rc = cells.run_config(config, config.experiment.arms[1], 3)
     assert rc.loss.reduction == "token_mean" and rc.seed == 3 and "experiment" not in rc
     with config.unlocked():
         config.experiment.arms[1] = x.arm("harm", x.balanced("harm", "requests/harmful", 16), loss__nope=1)
     with pytest.raises(ValueError, match="names no config key"):
-        runner.run_config(config, config.experiment.arms[1], 0)
+        cells.run_config(config, config.experiment.arms[1], 0)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from monitor_jax.eval import scoring, summarize, thinking
-from monitor_jax.experiment import runner, views, write
+from monitor_jax.experiment import cells, runner, views, write
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("_test_views_config", ROOT / "configs" / "experiment.py")
@@ -56,7 +56,7 @@ def done(tmp_path_factory):
 
 
 def _whole(shared, rdir):
-    return shared.full_params(runner.chosen_top(rdir))
+    return shared.full_params(cells.chosen_top(rdir))
 
 
 def test_thinking_cells_score_the_runs_whole_model(done):
@@ -64,7 +64,7 @@ def test_thinking_cells_score_the_runs_whole_model(done):
     shared = raw["shared"]
     model = shared.model
     cell = config.experiment.cells[1]
-    ex = runner.cell_examples(config, cell)
+    ex = cells.cell_examples(config, cell)
     rdir = raw["runs"]["harm"][1]
     want = thinking.score_with_thinking(model.cfg, _whole(shared, rdir), model.tokenizer, ex,
                                         thinking.Protocol(budget=3), max_len=256, progress=False)
@@ -83,7 +83,7 @@ def test_summary_cells_are_judged_by_the_fixed_judge(done):
     model = shared.model
     assert [d.name.endswith("-s1") for d in raw["runs"]["judge"]] == [True]  # the arm's own seeds
     cell = config.experiment.cells[3]
-    ex = runner.cell_examples(config, cell)
+    ex = cells.cell_examples(config, cell)
     judge = _whole(shared, raw["runs"]["judge"][0])
 
     def judged(texts):

@@ -8,35 +8,16 @@ import collections
 import dataclasses
 import hashlib
 import math
-import unicodedata
-from typing import TYPE_CHECKING, Callable, Hashable, Iterable, Sequence, TypeVar
+from typing import Callable, Hashable, Iterable, Sequence, TypeVar
 
 import numpy as np
 
-if TYPE_CHECKING:  # sources.py imports this module; the Item type is only needed for annotations here
-    from monitor_jax.data.sources import Item
+from monitor_jax.data.items import Item, normalize
 
 SPLITS: tuple[str, str, str] = ("train", "validation", "test")
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.7, 0.15, 0.15)
 
 T = TypeVar("T")
-
-
-def _is_edge_junk(ch: str) -> bool:
-    return ch.isspace() or unicodedata.category(ch).startswith("P")
-
-
-def normalize(text: str) -> str:
-    """Canonical form for dedup and leakage checks: NFKC, casefold, whitespace runs collapsed to one space,
-    punctuation (Unicode category P*) and whitespace stripped from both ends. Idempotent."""
-    t = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
-    t = " ".join(t.split())
-    i, j = 0, len(t)
-    while i < j and _is_edge_junk(t[i]):
-        i += 1
-    while j > i and _is_edge_junk(t[j - 1]):
-        j -= 1
-    return t[i:j]
 
 
 @dataclasses.dataclass(frozen=True)

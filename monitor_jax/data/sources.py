@@ -13,29 +13,11 @@ import json
 import os
 import re
 import tempfile
-from typing import Any, Callable, Hashable
+from typing import Callable, Hashable
 
-from monitor_jax.data import assets
-from monitor_jax.data.hygiene import DedupReport, dedup, normalize
-
-
-@dataclasses.dataclass(frozen=True)
-class Item:
-    """One text to classify. `id` = f"{source}:{sha1(normalize(text))[:16]}"; `meta` is JSON-compatible."""
-
-    id: str
-    source: str
-    text: str
-    meta: dict = dataclasses.field(default_factory=dict, hash=False)
-
-
-def item_id(source: str, text: str) -> str:
-    """The stable id of `text` in `source` (same on every run and machine)."""
-    return f"{source}:{hashlib.sha1(normalize(text).encode('utf-8')).hexdigest()[:16]}"
-
-
-def make_item(source: str, text: str, **meta: Any) -> Item:
-    return Item(id=item_id(source, text), source=source, text=text, meta=meta)
+from monitor_jax.core import assets
+from monitor_jax.data.hygiene import DedupReport, dedup
+from monitor_jax.data.items import Item, make_item, normalize
 
 
 def _finish(raw: list[Item], label_fn: Callable[[Item], Hashable] | None = None,

@@ -10,7 +10,8 @@ import json
 import os
 import tempfile
 
-from monitor_jax.data import assets, tasks
+from monitor_jax.core import assets
+from monitor_jax.data import tasks
 from monitor_jax.data.builders import suite
 
 SHORTCUT_FLAG = 0.95  # a task whose TF-IDF baseline reaches this AUROC measures little about monitors

@@ -18,7 +18,7 @@ import numpy as np
 from monitor_jax.data import hygiene, sources
 from monitor_jax.data.builders import suite
 from monitor_jax.data.pipeline import ClassificationExample, InstructionExample
-from monitor_jax.data.sources import Item
+from monitor_jax.data.items import Item
 
 Relation = Literal["same", "inverted", "independent", "partly_correlated"]
 RELATIONS = ("same", "inverted", "independent", "partly_correlated")

@@ -18,7 +18,7 @@ from monitor_jax.data import tasks
 from monitor_jax.data.builders import jsonl
 from monitor_jax.data.builders.jsonl import TaskFileError, messages_to_text, short_repr  # noqa: F401 (public here)
 from monitor_jax.data.builders.suite import DOMAINS as BUNDLED_DOMAINS
-from monitor_jax.data.sources import Item
+from monitor_jax.data.items import Item
 from monitor_jax.data.tasks import RELATIONS, Domain, Prompt, Question, Task
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from monitor_jax.data import assets, pipeline, tasks as tasks_lib
+from monitor_jax.core import assets
+from monitor_jax.data import pipeline, tasks as tasks_lib
 from monitor_jax.eval import metrics, scoring
 from monitor_jax.model import registry
 

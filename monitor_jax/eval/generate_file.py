@@ -12,7 +12,7 @@ import os
 import tempfile
 from typing import Any
 
-from monitor_jax import distributed
+from monitor_jax.core import distributed
 from monitor_jax.data.builders import jsonl
 from monitor_jax.eval import generate
 from monitor_jax.model.registry import LoadedModel

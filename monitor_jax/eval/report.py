@@ -82,7 +82,7 @@ def _ids_digest(ids: np.ndarray) -> str:
 
 def data_manifest(results: EvalResults) -> dict:
     """What the numbers were computed from: assets, suite split seed/version, tasks, models, versions."""
-    from monitor_jax.data import assets
+    from monitor_jax.core import assets
     from monitor_jax.data.builders import suite
 
     asset_rows = {}

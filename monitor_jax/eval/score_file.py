@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor_jax import distributed
+from monitor_jax.core import distributed
 from monitor_jax.data.builders import jsonl
 from monitor_jax.eval import metrics, scoring
 from monitor_jax.model.registry import LoadedModel

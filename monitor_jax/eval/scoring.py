@@ -29,13 +29,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from monitor_jax.core import sharding
 from monitor_jax.data import pipeline
 from monitor_jax.model import transformer
 from monitor_jax.model.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
-DATA_AXES = ("data", "fsdp")  # mesh axes the batch dimension is split over (those the mesh has)
 MASS_WARNING = 0.5  # warn when a task's mean probability mass outside its label words exceeds this
 
 
@@ -115,7 +115,7 @@ class ScoreResult:
 
 def data_axes(mesh: Mesh) -> tuple[str, ...]:
     """The mesh axes that split the batch dimension: ("data", "fsdp"), those present."""
-    return tuple(a for a in DATA_AXES if a in mesh.axis_names)
+    return tuple(a for a in sharding.BATCH_AXES if a in mesh.axis_names)
 
 
 def _put(x: np.ndarray, sharding: NamedSharding | None) -> jax.Array:

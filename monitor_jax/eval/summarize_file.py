@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, Sequence
 
-from monitor_jax import distributed
+from monitor_jax.core import distributed
 from monitor_jax.core import io
 from monitor_jax.eval import summarize
 

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from monitor_jax import distributed
+from monitor_jax.core import distributed
 from monitor_jax.core import io
 from monitor_jax.data import tasks
 from monitor_jax.eval import metrics, thinking

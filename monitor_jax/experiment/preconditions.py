@@ -21,7 +21,7 @@ import numpy as np
 
 from monitor_jax.data import tasks
 from monitor_jax.eval import metrics
-from monitor_jax.experiment import compare, runner, views
+from monitor_jax.experiment import cells, compare, views
 
 KINDS = {"diff": ("cell", "a", "b"), "auroc_at_least": ("cell", "arm", "threshold"),
          "generation_ratio": ("cell", "arm", "ref", "threshold"), "label_agreement": ("task", "reference", "threshold"),
@@ -48,7 +48,7 @@ def passes(rec: Mapping[str, Any]) -> bool | None:
 def exposure(config: Any, arm: Any, task: str) -> float:
     """Expected training rows of `task` in one run of `arm`: per stage, its steps x batch size x the weight share
     of each component holding `task` / that component's number of tasks (equal rows per task assumed)."""
-    rc = runner.run_config(config, arm, 0)
+    rc = cells.run_config(config, arm, 0)
     left, rows = int(rc.optim.total_steps), 0.0
     for st in arm.stages:
         steps = left if st.get("steps") is None else min(int(st.steps), left)
@@ -131,7 +131,7 @@ def guard(comparisons: Sequence[dict], records: Sequence[Mapping[str, Any]], cel
 def validate(config: Any) -> None:
     """Clear errors before any training: known kinds, the keys each needs, cells and arms of the experiment."""
     e = config.experiment
-    cells = {runner.cell_key(c) for c in e.cells}
+    cell_names = {cells.cell_key(c) for c in e.cells}
     arms = {a.name for a in e.arms}
     for p in e.get("preconditions") or ():
         where = f"config.experiment.preconditions {p.get('what')!r}"
@@ -140,7 +140,7 @@ def validate(config: Any) -> None:
         missing = [k for k in KINDS[p.kind] + ("what",) if p.get(k) is None]
         if missing:
             raise ValueError(f"{where}: needs {missing}")
-        bad = [k for k in (p.get("guards") or ()) + ((p.cell,) if p.get("cell") else ()) if k not in cells]
+        bad = [k for k in (p.get("guards") or ()) + ((p.cell,) if p.get("cell") else ()) if k not in cell_names]
         named = [p.get(r) for r in ("a", "b", "arm", "ref") if p.get(r)] + list(p.get("arms") or ())
         bad += [a for a in named if a not in arms and a != views.FULL and not a.endswith(views.FIRST_N)]
         if bad:

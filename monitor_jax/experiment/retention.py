@@ -33,7 +33,7 @@ def if_examples(limit: int) -> list[pipeline.InstructionExample]:
 def if_nll(shared: Any, config: Any, upper: Any, examples: Sequence[pipeline.InstructionExample]) -> np.ndarray:
     """Mean NLL per answer token of each conversation's assistant turns (input order, leaving out conversations
     that do not fit `data.max_len` at all: the same ones for every model), under the upper stack `upper` on the
-    shared lower-layer features (`runner.Shared`)."""
+    shared lower-layer features (`cells.Shared`)."""
     rendered, _ = pipeline.render_examples(shared.model.tokenizer, list(examples), int(config.data.max_len))
     rows = [dataclasses.replace(r, id=str(i)) for i, r in enumerate(rendered)]
     fn = jax.jit(lambda p, b, e: step_lib.if_loss(shared.upper_cfg, p, b, embeddings=e))

@@ -2,7 +2,7 @@
 checkpoint of each run chosen on validation, every arm scored once on the evaluation cells, under a compute
 budget. Statistics and files are `compare.py` and `write.py`.
 
-Shared work (one process, one model):
+Shared work (one process, one model; `cells.Shared`):
 - one `features.MemoryStore` holds the frozen lower stack's activations of every distinct row, so training rows
   and evaluation rows are computed once for all arms, seeds and experiments of the process;
 - evaluation runs only the top k layers and the label rows of the head on those cached features (the base model
@@ -17,9 +17,6 @@ chosen checkpoint.
 """
 from __future__ import annotations
 
-import copy
-import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -28,15 +25,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import jax
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
 
-from monitor_jax.data import pipeline, tasks
-from monitor_jax.eval import metrics, scoring
-from monitor_jax.model import registry, transformer, weights
-from monitor_jax.train import data as train_data
-from monitor_jax.train import features, loop, sharding
+from monitor_jax.eval import metrics
+from monitor_jax.experiment import cells, compare, item_scores, preconditions, retention, views
+from monitor_jax.model import transformer, weights
+from monitor_jax.train import loop
 
 log = logging.getLogger(__name__)
 
@@ -45,183 +39,18 @@ class BudgetExhausted(RuntimeError):
     """The next run would exceed `experiment.budget_minutes`."""
 
 
-def cell_key(cell: Any) -> str:
-    """A cell's name in results and comparisons: `name`, or "task:prompt"."""
-    return cell.get("name") or f"{cell.task}:{cell.prompt}"
-
-
-def _task_prompt(spec: str) -> tuple[str, str]:
-    task, _, prompt = spec.partition(":")
-    return task, prompt or "primary"
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=float))
-    os.replace(tmp, path)
-
-
-@dataclasses.dataclass
-class Shared:
-    """What every run of a process shares: the model, its frozen lower stack and the feature store."""
-
-    model: registry.LoadedModel
-    n_lower: int
-    upper_cfg: transformer.ModelConfig
-    frozen: Any
-    base_upper: Any
-    store: features.MemoryStore
-    cache: features.FeatureCache
-    runs_dir: Path
-
-    @classmethod
-    def create(cls, config: Any, runs_dir: str | os.PathLike) -> "Shared":
-        if config.train.mode != "top_k_layers" or not config.train.cache_features:
-            raise ValueError("the experiment runner trains top_k_layers from cached features: set "
-                             "config.train.mode='top_k_layers' and config.train.cache_features=True")
-        from monitor_jax.data import assets
-
-        if not jax.config.jax_compilation_cache_dir:  # reruns and resumed runs reuse the compiled programs
-            jax.config.update("jax_compilation_cache_dir", str(assets.cache_dir() / "xla"))
-        model = registry.load(config.model.name)
-        train_data.register_task_files(config, model.tokenizer)
-        n_lower = features.n_lower_layers(config, model.cfg)
-        lower, upper = transformer.split_params(model.params, n_lower)
-        mesh = sharding.make_mesh(config.mesh.shape)
-        rep = NamedSharding(mesh, P())
-        frozen = jax.device_put({k: v for k, v in lower.items() if k != "final_norm"}, rep)
-        store = features.MemoryStore()
-        cache = features.FeatureCache(config, model.cfg, mesh, jax.tree_util.tree_map(lambda _: rep, frozen),
-                                      shared_store=store)
-        upper_cfg = scoring.inference_config(model.cfg).replace(n_layers=model.cfg.n_layers - n_lower,
-                                                                 dtype=config.model.dtype)
-        return cls(model, n_lower, upper_cfg, frozen, jax.device_put(upper), store, cache, Path(runs_dir))
-
-    def score(self, config: Any, upper: Any, examples: list, progress: bool = False) -> np.ndarray:
-        """P(positive | label words) of `examples` (input order) under the top layers `upper` + the head."""
-        rendered, _ = pipeline.render_examples(self.model.tokenizer, examples, int(config.data.max_len))
-        res = scoring.score_rendered(self.upper_cfg, upper, rendered, batch_size=int(config.eval.batch_size),
-                                     max_len=int(config.data.max_len), buckets=_buckets(config),
-                                     progress=progress,
-                                     add_features=lambda b: self.cache.add_features(b, self.frozen))
-        return np.asarray(res["score"], np.float64)
-
-    def upper_with(self, trained: dict | None) -> Any:
-        """The base upper stack with the trained top layers / final norm in place (None: the base upper stack)."""
-        return self.base_upper if trained is None else {**self.base_upper, **jax.device_put(trained)}
-
-    def full_params(self, trained: dict | None) -> Any:
-        """The whole model's params with the trained top layers / final norm in place (None: the base model)."""
-        if trained is None:
-            return self.model.params
-        layers = jax.tree_util.tree_map(lambda base, top: np.concatenate([np.asarray(base)[:self.n_lower], top]),
-                                        self.model.params["layers"], trained["layers"])
-        return {**self.model.params, "layers": layers, "final_norm": trained["final_norm"]}
-
-
-def _buckets(config: Any) -> tuple[int, ...]:
-    return tuple(config.data.get("buckets") or pipeline.DEFAULT_BUCKETS)
-
-
-def cell_examples(config: Any, cell: Any, split: str | None = None) -> list:
-    """The items of an evaluation cell: fixed by (task, prompt, split, limit) and seed 0, whatever the run seed.
-    Optional cell keys: `subset` "task:prompt" keeps only that question's positives (e.g. harmful requests only);
-    `ask_with` "task:prompt" asks another task's question while the labels stay the cell's (C4's reference)."""
-    where = None
-    if cell.get("subset"):
-        sub_task, sub_prompt = _task_prompt(cell.subset)
-        t = tasks.get(sub_task)
-        p = t.prompt(sub_prompt)
-        where = lambda it: tasks.label_of(t, p, it) == 1  # noqa: E731
-    ask = _task_prompt(cell.ask_with) if cell.get("ask_with") else None
-    split = split or config.experiment.split
-    limit = int(cell.limit) if split == config.experiment.split else None
-    return tasks.examples(cell.task, split, cell.prompt, limit=limit, seed=0, where=where, ask_with=ask)
-
-
-def _selection(config: Any, arm: Any) -> list[tuple[str, list]]:
-    """(name, validation examples) of each "task:prompt" the arm's checkpoint is chosen on: `arm.select`, or by
-    default every task the arm trains on, under the prompt it trains with."""
-    names = list(arm.get("select") or ())
-    if not names:
-        for st in arm.stages:
-            for comp in st.components:
-                if not comp.get("instruction"):
-                    names += [f"{t}:{comp.prompt}" for t in comp.tasks if f"{t}:{comp.prompt}" not in names]
-    if not names:
-        raise ValueError(f"arm {arm.name!r}: no classification task to choose its checkpoint on")
-    limit = int(config.experiment.select_limit)
-    return [(n, tasks.examples(n.split(":")[0], "validation", n.split(":")[1], limit=limit, seed=0)) for n in names]
-
-
-def run_config(config: Any, arm: Any, seed: int) -> Any:
-    """The training config of one run: the experiment's training keys, the arm's stages and overrides, `seed`."""
-    c = copy.deepcopy(config)
-    with c.unlocked():
-        del c["experiment"]
-        c.seed = int(seed)
-        c.data.stages = copy.deepcopy(list(arm.stages))
-        c.eval.tasks = ()
-        for key, value in dict(arm.get("overrides") or {}).items():  # "loss__reduction" -> c.loss.reduction
-            node = c
-            *path, last = key.split("__")
-            for part in path:
-                node = node[part]
-            if last not in node:
-                raise ValueError(f"arm {arm.name!r}: override {key!r} names no config key")
-            node[last] = value
-    return c
-
-
-def run_key(config: Any, selection: list[str], select_limit: int) -> str:
-    """A digest of everything that decides a run's result (its training config and how its step is chosen)."""
-    keep: dict[str, Any] = {"selection": selection, "select_limit": select_limit}
-    keep.update({k: config[k].to_dict() if hasattr(config[k], "to_dict") else config[k]
-            for k in ("seed", "model", "train", "optim", "loss", "data")})
-    keep["data"]["stages"] = [s.to_dict() for s in config.data.stages]
-    keep["eval_every"] = int(config.eval.every)
-    return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
 def _trainable(params: Any, n_lower: int) -> dict:
     upper = transformer.split_params(params, n_lower)[1]
     return {"layers": upper["layers"], "final_norm": upper["final_norm"]}
 
 
-def _save_tree(path: Path, tree: dict) -> None:
-    flat = {"/".join(str(getattr(k, "key", k)) for k in kp): np.asarray(v)
-            for kp, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, **flat)
-    os.replace(tmp, path)
-
-
-def _load_tree(path: Path) -> dict:
-    out: dict = {}
-    with np.load(path) as z:
-        for name in z.files:
-            node = out
-            *parents, leaf = name.split("/")
-            for p in parents:
-                node = node.setdefault(p, {})
-            node[leaf] = z[name]
-    return out
-
-
-def run_dir(runs_dir: Path, config: Any, arm: Any, seed: int) -> Path:
-    """Where the run of (arm, seed) lives: `runs_dir/<arm>-<run_key>-s<seed>`."""
-    key = run_key(run_config(config, arm, seed), [n for n, _ in _selection(config, arm)],
-                  int(config.experiment.select_limit))
-    return Path(runs_dir) / f"{arm.name}-{key}-s{seed}"
-
-
-def train_run(shared: Shared, config: Any, arm: Any, seed: int, progress: bool = True) -> Path:
+def train_run(shared: cells.Shared, config: Any, arm: Any, seed: int, progress: bool = True) -> Path:
     """Trains one (arm, seed) unless its directory already holds a finished run; returns that directory."""
-    rdir = run_dir(shared.runs_dir, config, arm, seed)
+    rdir = cells.run_dir(shared.runs_dir, config, arm, seed)
     if (rdir / "run.json").exists():
         return rdir
-    rc = run_config(config, arm, seed)
-    select = _selection(config, arm)
+    rc = cells.run_config(config, arm, seed)
+    select = cells.selection(config, arm)
     rdir.mkdir(parents=True, exist_ok=True)
     curve: list[dict] = []
 
@@ -237,39 +66,18 @@ def train_run(shared: Shared, config: Any, arm: Any, seed: int, progress: bool =
                                       feature_store=shared.store)
     chosen = summary.get("best_export") or summary["export"]
     _, params = weights.load_hf(chosen)
-    _save_tree(rdir / "chosen_top.npz", _trainable(params, shared.n_lower))
+    cells.save_tree(rdir / "chosen_top.npz", _trainable(params, shared.n_lower))
     for sub in ("export", "checkpoints"):  # the chosen top layers are kept; the full copies are not needed
         shutil.rmtree(rdir / "work" / sub, ignore_errors=True)
-    _write_json(rdir / "run.json", {"arm": arm.name, "seed": int(seed), "best_step": summary.get("best_step"),
+    cells.write_json(rdir / "run.json", {"arm": arm.name, "seed": int(seed), "best_step": summary.get("best_step"),
                                     "selection_curve": curve, "train_minutes": (time.perf_counter() - start) / 60,
                                     "selected_on": [n for n, _ in select]})
     return rdir
 
 
-def chosen_top(rdir: Path | None) -> dict | None:
-    """The top layers / final norm a finished run chose on validation (None: the base model)."""
-    return None if rdir is None else _load_tree(rdir / "chosen_top.npz")
-
-
-def _memo(shared: Shared, config: Any, rdir: Path | None, key: str, compute: Callable[[dict | None], Any],
-          valid: Callable[[Any], bool] = lambda v: True) -> Any:
-    """`compute(trained top layers, None for the base model)` for the run in `rdir` (None: the base model), kept
-    under `key` in the run's (or the base model's) scores.json and reused while `valid(kept)` holds."""
-    where = rdir if rdir is not None else shared.runs_dir / f"base-{config.model.name.replace('/', '_')}"
-    where.mkdir(parents=True, exist_ok=True)
-    path = where / "scores.json"
-    kept = json.loads(path.read_text()) if path.exists() else {}
-    if key not in kept or not valid(kept[key]):
-        kept[key] = compute(chosen_top(rdir))
-        _write_json(path, kept)
-    return kept[key]
-
-
-def retention_of(shared: Shared, config: Any, rdir: Path | None) -> dict:
+def retention_of(shared: cells.Shared, config: Any, rdir: Path | None) -> dict:
     """{"nll": per held-out IF conversation [N], "checks": [{prompt, answer, passed}]} of a run (None: base),
     cached beside its scores (`experiment.retention`: `if_limit` conversations, `checks` on/off)."""
-    from monitor_jax.experiment import retention
-
     r = config.experiment.retention
 
     def compute(trained: dict | None) -> dict:
@@ -278,45 +86,31 @@ def retention_of(shared: Shared, config: Any, rdir: Path | None) -> dict:
         checks = retention.generation_checks(shared, shared.full_params(trained)) if r.checks else []
         return {"nll": nll.tolist(), "checks": checks}
 
-    return _memo(shared, config, rdir, f"retention|{int(r.if_limit)}|{int(config.data.max_len)}|{bool(r.checks)}",
+    return cells.memo(shared, config, rdir, f"retention|{int(r.if_limit)}|{int(config.data.max_len)}|{bool(r.checks)}",
                  compute)
 
 
-def cell_scores(shared: Shared, config: Any, rdir: Path | None, cell: Any) -> np.ndarray:
+def cell_scores(shared: cells.Shared, config: Any, rdir: Path | None, cell: Any) -> np.ndarray:
     """Scores of one cell's items by the run in `rdir` (None: the base model), cached in `rdir`/the base dir;
     a thinking cell's come from `views.thinking_scores` (summary cells: `views.summary_cell`)."""
-    from monitor_jax.experiment import views
-
     if views.view_of(cell).startswith("thinking"):
         return np.asarray(views.thinking_scores(shared, config, rdir, cell)["score"], np.float64)
-    key = "|".join(str(v) for v in (config.experiment.split, cell.task, cell.prompt, cell.get("subset"),
-                                        cell.get("ask_with"), int(cell.limit), int(config.data.max_len)))
-    ex = cell_examples(config, cell)
-    ids = [e.id for e in ex]
-
-    def compute(trained: dict | None) -> dict:
-        upper = shared.upper_with(trained)
-        return {"ids": ids, "score": shared.score(config, upper, ex).tolist()}
-
-    return np.asarray(_memo(shared, config, rdir, key, compute, lambda kept: kept["ids"] == ids)["score"],
-                      np.float64)
+    return cells.plain_scores(shared, config, rdir, cell)
 
 
 def validate(config: Any) -> None:
     """Clear errors before any training: unique arms and cells, comparisons naming both, a checkpoint choice."""
-    from monitor_jax.experiment import compare, preconditions, views
-
     e = config.experiment
     arms = [a.name for a in e.arms]
-    cells = [cell_key(c) for c in e.cells]
-    for what, names in (("arm", arms), ("cell", cells)):
+    cell_names = [cells.cell_key(c) for c in e.cells]
+    for what, names in (("arm", arms), ("cell", cell_names)):
         if not names or len(set(names)) != len(names):
             raise ValueError(f"config.experiment: {what} names must be non-empty and unique, got {names}")
     if not e.seeds:
         raise ValueError("config.experiment.seeds is empty")
     columns = {}
     for c in e.cells:
-        where, view = f"config.experiment.cells {cell_key(c)!r}", views.view_of(c)
+        where, view = f"config.experiment.cells {cells.cell_key(c)!r}", views.view_of(c)
         scored = scored_arms(config, c)
         if set(scored) - set(arms):
             raise ValueError(f"{where}: arms {sorted(set(scored) - set(arms))} are not arms of the experiment")
@@ -325,10 +119,10 @@ def validate(config: Any) -> None:
         if view == "summary" and c.get("judge") not in arms:
             raise ValueError(f"{where}: judge must name an arm (its first run judges the summaries), got "
                              f"{c.get('judge')!r}")
-        columns[cell_key(c)] = scored + views.pseudo_arms(c, scored)
+        columns[cells.cell_key(c)] = scored + views.pseudo_arms(c, scored)
     for c in e.comparisons:
-        if c.cell not in cells:
-            raise ValueError(f"config.experiment.comparisons: cell {c.cell!r} is not one of {cells}")
+        if c.cell not in cell_names:
+            raise ValueError(f"config.experiment.comparisons: cell {c.cell!r} is not one of {cell_names}")
         if c.kind not in compare.KINDS:
             raise ValueError(f"config.experiment.comparisons: kind must be one of {sorted(compare.KINDS)}, "
                              f"got {c.kind!r}")
@@ -338,7 +132,7 @@ def validate(config: Any) -> None:
                              f"on it: {columns[c.cell]}")
     for a in e.arms:
         if a.stages:
-            _selection(config, a)
+            cells.selection(config, a)
     preconditions.validate(config)
 
 
@@ -351,12 +145,12 @@ def _spent(runs: list[Path]) -> float:
     return sum(json.loads((r / "run.json").read_text())["train_minutes"] for r in runs if (r / "run.json").exists())
 
 
-def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared | None = None,
+def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: cells.Shared | None = None,
                    progress: bool = True, on_run: Callable[[str, int], None] | None = None) -> dict:
     """Trains every (arm, seed) of `config.experiment` and scores every cell; returns the raw material of the
     results: {"runs": {arm: [run dirs]}, "scores": {cell: {arm: [scores per seed]}}, "labels": {cell: y},
     "ids" / "groups": {cell: item ids / hygiene groups or None}, "seeds": {arm: [seed per run; None: base]},
-    "incomplete": reason or None, "shared": the Shared context, "generation": {cell: {arm: lengths}} of the
+    "incomplete": reason or None, "shared": the cells.Shared context, "generation": {cell: {arm: lengths}} of the
     thinking and summary cells (`views.py`)}. An arm may set its own `seeds`; a cell its `arms` and `view`.
 
     Budget: before a run is trained, the training minutes already spent on this experiment's runs (reused ones
@@ -365,13 +159,11 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
     reused."""
     from tqdm.auto import tqdm
 
-    from monitor_jax.experiment import item_scores, views
-
     e = config.experiment
     if shared is None and config.data.get("task_files"):
-        shared = Shared.create(config, runs_dir)  # registers the task files the checks below resolve
+        shared = cells.Shared.create(config, runs_dir)  # registers the task files the checks below resolve
     validate(config)
-    shared = shared or Shared.create(config, runs_dir)
+    shared = shared or cells.Shared.create(config, runs_dir)
     runs: dict[str, list[Path]] = {a.name: [] for a in e.arms}
     incomplete = None
     done: list[Path] = []
@@ -381,7 +173,7 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
         for seed in arm.get("seeds") or e.seeds:
             spent = _spent(done)
             estimate = spent / len(done) if done else 0.0
-            finished = (run_dir(shared.runs_dir, config, arm, int(seed)) / "run.json").exists()
+            finished = (cells.run_dir(shared.runs_dir, config, arm, int(seed)) / "run.json").exists()
             if not finished and spent + estimate > float(e.budget_minutes):  # a finished run is reused for free
                 incomplete = (f"budget: {spent:.1f} of {float(e.budget_minutes):.0f} training minutes spent; "
                               f"arm {arm.name!r} seed {seed} and later runs skipped")
@@ -401,9 +193,9 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: Shared |
     models = {a: dirs for a, dirs in models.items() if dirs}
     generation: dict[str, dict] = {}
     for cell in (bar := tqdm(e.cells, desc="cells", unit="cell", disable=not progress)):
-        k, view = cell_key(cell), views.view_of(cell)
+        k, view = cells.cell_key(cell), views.view_of(cell)
         bar.set_postfix_str(k)
-        ex = cell_examples(config, cell)
+        ex = cells.cell_examples(config, cell)
         labels[k], ids[k] = np.asarray([x.label for x in ex], np.int64), [x.id for x in ex]
         groups[k] = item_scores.cell_groups(config, cell, ex)
         scored = {a: models[a] for a in scored_arms(config, cell) if a in models}

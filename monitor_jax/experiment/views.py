@@ -1,7 +1,7 @@
 """Evaluation cells scored by generating first (claims C6 and C7), beside the plain cells of `runner.py`.
 
 A cell's `view`:
-- "plain" (default): the arm classifies the input (top layers on cached features, `runner.cell_scores`);
+- "plain" (default): the arm classifies the input (top layers on cached features, `cells.plain_scores`);
 - "thinking": the arm reasons for up to `budget` tokens, then its answer slot is scored (`eval/thinking.py`);
 - "thinking_control": the same two-turn conversation with an empty reasoning turn (no generation);
 - "summary": the arm summarizes each input in at most `budget` tokens and a fixed judge (the first run of the
@@ -24,7 +24,7 @@ import numpy as np
 
 from monitor_jax.data import tasks
 from monitor_jax.eval import summarize, thinking
-from monitor_jax.experiment import runner
+from monitor_jax.experiment import cells
 
 VIEWS = ("plain", "thinking", "thinking_control", "summary")
 FIRST_N, FULL = ":first_n", "full_input"
@@ -34,7 +34,7 @@ def view_of(cell: Any) -> str:
     """The cell's view ("plain" when unset); an unknown one is an error naming the cell."""
     v = cell.get("view") or "plain"
     if v not in VIEWS:
-        raise ValueError(f"config.experiment.cells {runner.cell_key(cell)!r}: view must be one of {VIEWS}, got {v!r}")
+        raise ValueError(f"config.experiment.cells {cells.cell_key(cell)!r}: view must be one of {VIEWS}, got {v!r}")
     return v
 
 
@@ -51,11 +51,11 @@ def _key(config: Any, cell: Any, what: str, *extra: Any) -> str:
                                       int(cell.budget), *extra))
 
 
-def thinking_scores(shared: runner.Shared, config: Any, rdir: Path | None, cell: Any) -> dict:
+def thinking_scores(shared: cells.Shared, config: Any, rdir: Path | None, cell: Any) -> dict:
     """{"ids", "score", "reasoning", "reasoning_tokens", "finish", "mass_outside"} of a thinking/control cell by
     the run in `rdir` (None: the base model), kept in the run's scores.json."""
     control = view_of(cell) == "thinking_control"
-    ex = runner.cell_examples(config, cell)
+    ex = cells.cell_examples(config, cell)
     ids = [e.id for e in ex]
 
     def compute(trained: dict | None) -> dict:
@@ -67,14 +67,14 @@ def thinking_scores(shared: runner.Shared, config: Any, rdir: Path | None, cell:
                 "reasoning_tokens": res.reasoning_tokens.tolist(), "finish": res.finish,
                 "mass_outside": res.mass_outside.tolist()}
 
-    return runner._memo(shared, config, rdir, _key(config, cell, view_of(cell)), compute,
+    return cells.memo(shared, config, rdir, _key(config, cell, view_of(cell)), compute,
                         lambda kept: kept["ids"] == ids)
 
 
-def summaries(shared: runner.Shared, config: Any, rdir: Path | None, cell: Any) -> dict:
+def summaries(shared: cells.Shared, config: Any, rdir: Path | None, cell: Any) -> dict:
     """{"ids", "summary", "tokens", "finish"}: the run's greedy summaries of the cell's inputs (at most
     `cell.budget` tokens), kept in its scores.json."""
-    ex = runner.cell_examples(config, cell)
+    ex = cells.cell_examples(config, cell)
     ids = [e.id for e in ex]
     noun = tasks.DOMAINS[tasks.get(cell.task).domain].item_noun
 
@@ -85,25 +85,25 @@ def summaries(shared: runner.Shared, config: Any, rdir: Path | None, cell: Any) 
         return {"ids": ids, "summary": [g.text or "" for g in gens], "tokens": [len(g.tokens) for g in gens],
                 "finish": [g.finish for g in gens]}
 
-    return runner._memo(shared, config, rdir, _key(config, cell, "summary"), compute,
+    return cells.memo(shared, config, rdir, _key(config, cell, "summary"), compute,
                         lambda kept: kept["ids"] == ids)
 
 
-def _judge(shared: runner.Shared, config: Any, upper: Any, ex: list, texts: list[str]) -> list[float]:
+def _judge(shared: cells.Shared, config: Any, upper: Any, ex: list, texts: list[str]) -> list[float]:
     """The judge's (top layers `upper`) scores of `texts` read in place of each example's input."""
     return shared.score(config, upper, [dataclasses.replace(e, input=t) for e, t in zip(ex, texts)]).tolist()
 
 
-def summary_cell(shared: runner.Shared, config: Any, models: dict[str, list[Path | None]], judge_dir: Path | None,
+def summary_cell(shared: cells.Shared, config: Any, models: dict[str, list[Path | None]], judge_dir: Path | None,
                  cell: Any) -> tuple[dict[str, list[np.ndarray]], dict[str, dict]]:
     """Scores of a summary cell: per summarizing arm (one array per seed) the judge on its summaries, per
     "arm:first_n" the judge on the length-matched first tokens, and "full_input"; plus per arm the summary
     lengths ({"mean_tokens", "at_cap"} per seed)."""
-    ex = runner.cell_examples(config, cell)
+    ex = cells.cell_examples(config, cell)
     ids = [e.id for e in ex]
     tok = shared.model.tokenizer
     judge_name = "base" if judge_dir is None else judge_dir.name
-    upper = shared.upper_with(runner.chosen_top(judge_dir))
+    upper = shared.upper_with(cells.chosen_top(judge_dir))
     scores: dict[str, list[np.ndarray]] = {}
     lengths: dict[str, dict] = {}
     for arm, dirs in models.items():
@@ -116,7 +116,7 @@ def summary_cell(shared: runner.Shared, config: Any, models: dict[str, list[Path
                 return {"ids": ids, "summary": _judge(shared, config, upper, ex, s["summary"]),
                         "first_n": _judge(shared, config, upper, ex, first)}
 
-            j = runner._memo(shared, config, d, _key(config, cell, "judged", judge_name), compute,
+            j = cells.memo(shared, config, d, _key(config, cell, "judged", judge_name), compute,
                              lambda kept: kept["ids"] == ids)
             scores[arm].append(np.asarray(j["summary"], np.float64))
             scores[arm + FIRST_N].append(np.asarray(j["first_n"], np.float64))
@@ -125,11 +125,11 @@ def summary_cell(shared: runner.Shared, config: Any, models: dict[str, list[Path
     plain = cell.copy_and_resolve_references()
     with plain.unlocked():
         plain.view = "plain"
-    scores[FULL] = [runner.cell_scores(shared, config, judge_dir, plain)]
+    scores[FULL] = [cells.plain_scores(shared, config, judge_dir, plain)]
     return scores, lengths
 
 
-def generation_stats(shared: runner.Shared, config: Any, models: dict[str, list[Path | None]],
+def generation_stats(shared: cells.Shared, config: Any, models: dict[str, list[Path | None]],
                      cell: Any) -> dict[str, dict]:
     """Per arm of a thinking cell: mean reasoning tokens and the fraction that hit the budget, per seed."""
     out: dict[str, dict] = {}

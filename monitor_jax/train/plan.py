@@ -25,7 +25,7 @@ from jax.sharding import AbstractMesh, AxisType
 
 from monitor_jax.data import pipeline
 from monitor_jax.model import registry, transformer
-from monitor_jax.train import sharding as shd
+from monitor_jax.core import sharding as shd
 from monitor_jax.train import state, step
 
 GiB = 2**30

@@ -28,7 +28,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from monitor_jax.model import loading, lora, transformer
 from monitor_jax.model.registry import LoadedModel
-from monitor_jax.train import sharding as shd
+from monitor_jax.core import sharding as shd
 
 MODES = ("full", "lora", "top_k_layers")
 FROZEN_DTYPES = ("float32", "bfloat16")

@@ -25,7 +25,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from monitor_jax.model import lora, transformer
-from monitor_jax.train import sharding as shd
+from monitor_jax.core import sharding as shd
 from monitor_jax.train.state import TrainState, make_optimizer, make_schedule
 
 Batch = dict[str, jax.Array]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from monitor_jax.data import hygiene as H
-from monitor_jax.data.sources import Item, make_item
+from monitor_jax.data.items import Item, make_item
 
 
 def _items(texts, source="s", **meta):

@@ -121,7 +121,7 @@ def test_bad_stages_are_rejected(tok, comps):
 
 WORKER = '''
 import json, sys
-from monitor_jax import distributed
+from monitor_jax.core import distributed
 distributed.initialize()  # from the MONITOR_JAX_* variables tests/multihost.py sets
 import jax
 import numpy as np

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from monitor_jax.data import assets, tasks
+from monitor_jax.core import assets
+from monitor_jax.data import tasks
 from monitor_jax.data.builders import suite
 from monitor_jax.eval import evaluate, metrics, report
 from monitor_jax.model import registry, weights

@@ -7,7 +7,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from monitor_jax.model import loading, registry, transformer, weights
-from monitor_jax.train import sharding as shd
+from monitor_jax.core import sharding as shd
 
 LAYERS_ON_DATA = (("layers", "data"),) + shd.DEFAULT_RULES  # each data slice holds one of the two layers
 HEAD_DIM_SPLIT = (("layers", "data"), ("head_dim", "tensor")) + shd.DEFAULT_RULES  # partial heads: post-sliced

@@ -12,7 +12,7 @@ import pytest
 from monitor_jax.model import lora
 from monitor_jax.model import transformer as T
 from monitor_jax.model.registry import LoadedModel
-from monitor_jax.train import sharding as shd
+from monitor_jax.core import sharding as shd
 from monitor_jax.train import state as st
 from monitor_jax.train import step as sp
 

@@ -104,7 +104,7 @@ def test_tiny_config_trains_end_to_end_through_the_cli(tmp_path, xla_cache):
     assert not np.allclose(np.asarray(exported.params["layers"]["attn"]["q"]["kernel"]),
                            np.asarray(initial.params["layers"]["attn"]["q"]["kernel"]))  # trained
     # The export is the evaluated model: re-scoring it reproduces the logged validation AUROC.
-    from monitor_jax import run
+    from monitor_jax.experiment import run
 
     config = load_config("tiny.py")
     auroc = run.make_evaluate(config, exported)(exported.params, 2)["auroc/requests/harmful"]

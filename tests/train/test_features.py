@@ -11,7 +11,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from monitor_jax.model import registry, transformer
 from monitor_jax.train import data as data_lib
-from monitor_jax.train import features, loop, sharding
+from monitor_jax.core import sharding
+from monitor_jax.train import features, loop
 from monitor_jax.train import state as state_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

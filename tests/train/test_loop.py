@@ -55,7 +55,7 @@ class Crash(Exception):
 
 
 def test_resume_after_crash_equals_uninterrupted_run(tmp_path, model, monkeypatch):
-    from monitor_jax import run
+    from monitor_jax.experiment import run
 
     config = _tiny(**{"optim.total_steps": 5, "checkpoint.every": 2, "eval.every": 2})
     evaluate = run.make_evaluate(config, model)
@@ -136,7 +136,7 @@ def _register_toy_task():
 
 
 def test_training_on_a_separable_toy_task_reaches_auroc_095(tmp_path, model):
-    from monitor_jax import run
+    from monitor_jax.experiment import run
 
     name = _register_toy_task()
     config = _tiny(**{"optim.total_steps": 6, "eval.every": 6, "eval.at_start": True, "eval.tasks": (name,),

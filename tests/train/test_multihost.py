@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from monitor_jax import distributed
+from monitor_jax.core import distributed
 from monitor_jax.model import registry
 from monitor_jax.train import data as train_data
 from monitor_jax.train import loop
@@ -93,7 +93,7 @@ def test_two_processes_train_like_one_process_on_the_same_global_batch(two_proce
                                                                        xla_cache, model):
     """Loss, grad norm, token count, held-out AUROC and params after 2 steps: 2 processes x 2 devices == 1 process
     x 8 devices fed the same global batches (the two processes' data shards side by side)."""
-    from monitor_jax import run
+    from monitor_jax.experiment import run
 
     work, outputs = two_process_run
     assert '"step": 2' in outputs[0] and '"step": 2' not in outputs[1]  # results printed by process 0 only
@@ -123,14 +123,14 @@ def test_two_processes_train_like_one_process_on_the_same_global_batch(two_proce
 
 SCORE_WORKER = r'''
 import json, sys
-from monitor_jax import distributed
+from monitor_jax.core import distributed
 distributed.initialize()  # the MONITOR_JAX_* variables tests/multihost.py sets
 import jax
 import numpy as np
 from monitor_jax.data.pipeline import ClassificationExample
 from monitor_jax.eval import scoring
 from monitor_jax.model import registry
-from monitor_jax.train import sharding
+from monitor_jax.core import sharding
 
 n = int(sys.argv[1])
 examples = [ClassificationExample(id=f"e{j}", task="t", input="word " * (2 + 9 * j) + str(j), label=j % 2,
@@ -181,7 +181,7 @@ def test_checkpoint_moves_between_two_processes_and_one(two_process_run, tmp_pat
     and checkpoints; 2 processes restore that checkpoint and export exactly the params the one process had."""
     import orbax.checkpoint as ocp
 
-    from monitor_jax.train import sharding, state as state_lib
+    from monitor_jax.core import sharding, state as state_lib
 
     work = tmp_path / "run"
     shutil.copytree(two_process_run[0], work)

@@ -11,7 +11,7 @@ from jax.sharding import PartitionSpec as P
 
 from monitor_jax.model import transformer as T
 from monitor_jax.model.registry import LoadedModel
-from monitor_jax.train import sharding as shd
+from monitor_jax.core import sharding as shd
 from monitor_jax.train import state as st
 from monitor_jax.train import step as sp
 

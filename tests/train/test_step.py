@@ -220,7 +220,7 @@ def test_stack_microbatches_checks_keys():
 
 
 def test_eval_loss_matches_loss_fn(params):
-    from monitor_jax.train import sharding as shd
+    from monitor_jax.core import sharding as shd
     from monitor_jax.train import state as st
 
     config = make_config(reduction="token_mean")

@@ -22,9 +22,10 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import tensorflow_datasets as tfds
 
-from monitor_jax.data import assets, hygiene
+from monitor_jax.core import assets
+from monitor_jax.data import hygiene
 from monitor_jax.data.builders.suite import record_to_item
-from monitor_jax.data.sources import Item, item_id
+from monitor_jax.data.items import Item, item_id
 
 PARSER_VERSION = 1  # bump when parsing changes what a file yields: every user dataset then rebuilds
 SPLIT_SEED = 0

@@ -14,8 +14,9 @@ from typing import Callable, Iterator
 
 import tensorflow_datasets as tfds
 
-from monitor_jax.data import assets, hygiene, sources
-from monitor_jax.data.sources import Item, make_item
+from monitor_jax.core import assets
+from monitor_jax.data import hygiene, sources
+from monitor_jax.data.items import Item, make_item
 
 SPLIT_SEED = 0  # the one split seed of the suite; recorded in reports' data manifests
 VERSION = "1.1.0"  # bump whenever a domain's items change (sources, hygiene, generator): caches are keyed by it

@@ -52,10 +52,11 @@ def train(config: Any, workdir: str | os.PathLike, model: Any = None, *, progres
 
     from monitor_jax.model import registry
     from monitor_jax.train import data as train_data
-    from monitor_jax.train import loop, sharding
+    from monitor_jax.core import sharding
+    from monitor_jax.train import loop
 
     if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):  # a relaunch (resume) reuses the compiled steps
-        from monitor_jax.data import assets
+        from monitor_jax.core import assets
 
         jax.config.update("jax_compilation_cache_dir", str(assets.cache_dir() / "xla"))
     model = model if model is not None else registry.load(config.model.name)

@@ -1,4 +1,4 @@
-"""Tests for monitor_jax.data.assets: offline with tiny fake wheels through real pip, plus one real fetch."""
+"""Tests for monitor_jax.core.assets: offline with tiny fake wheels through real pip, plus one real fetch."""
 import hashlib
 import re
 import threading
@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from monitor_jax.data import assets
+from monitor_jax.core import assets
 
 PKG, VER = "fake-pkg", "0.0.1"
 WHEEL = "fake_pkg-0.0.1-py3-none-any.whl"

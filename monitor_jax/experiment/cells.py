@@ -1,0 +1,223 @@
+"""What an experiment's pieces share: the process-wide model and feature store (`Shared`), a cell's items and
+key, a run's config, key and directory, its chosen top layers, and the per-run scores cache (`memo`).
+The runner (`runner.py`) and the generated views (`views.py`) both build on it."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from monitor_jax.core import sharding
+from monitor_jax.data import pipeline, tasks
+from monitor_jax.eval import scoring
+from monitor_jax.model import registry, transformer
+from monitor_jax.train import data as train_data
+from monitor_jax.train import features
+
+
+def cell_key(cell: Any) -> str:
+    """A cell's name in results and comparisons: `name`, or "task:prompt"."""
+    return cell.get("name") or f"{cell.task}:{cell.prompt}"
+
+
+def task_prompt(spec: str) -> tuple[str, str]:
+    task, _, prompt = spec.partition(":")
+    return task, prompt or "primary"
+
+
+def write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=float))
+    os.replace(tmp, path)
+
+
+@dataclasses.dataclass
+class Shared:
+    """What every run of a process shares: the model, its frozen lower stack and the feature store."""
+
+    model: registry.LoadedModel
+    n_lower: int
+    upper_cfg: transformer.ModelConfig
+    frozen: Any
+    base_upper: Any
+    store: features.MemoryStore
+    cache: features.FeatureCache
+    runs_dir: Path
+
+    @classmethod
+    def create(cls, config: Any, runs_dir: str | os.PathLike) -> "Shared":
+        if config.train.mode != "top_k_layers" or not config.train.cache_features:
+            raise ValueError("the experiment runner trains top_k_layers from cached features: set "
+                             "config.train.mode='top_k_layers' and config.train.cache_features=True")
+        from monitor_jax.core import assets
+
+        if not jax.config.jax_compilation_cache_dir:  # reruns and resumed runs reuse the compiled programs
+            jax.config.update("jax_compilation_cache_dir", str(assets.cache_dir() / "xla"))
+        model = registry.load(config.model.name)
+        train_data.register_task_files(config, model.tokenizer)
+        n_lower = features.n_lower_layers(config, model.cfg)
+        lower, upper = transformer.split_params(model.params, n_lower)
+        mesh = sharding.make_mesh(config.mesh.shape)
+        rep = NamedSharding(mesh, P())
+        frozen = jax.device_put({k: v for k, v in lower.items() if k != "final_norm"}, rep)
+        store = features.MemoryStore()
+        cache = features.FeatureCache(config, model.cfg, mesh, jax.tree_util.tree_map(lambda _: rep, frozen),
+                                      shared_store=store)
+        upper_cfg = scoring.inference_config(model.cfg).replace(n_layers=model.cfg.n_layers - n_lower,
+                                                                 dtype=config.model.dtype)
+        return cls(model, n_lower, upper_cfg, frozen, jax.device_put(upper), store, cache, Path(runs_dir))
+
+    def score(self, config: Any, upper: Any, examples: list, progress: bool = False) -> np.ndarray:
+        """P(positive | label words) of `examples` (input order) under the top layers `upper` + the head."""
+        rendered, _ = pipeline.render_examples(self.model.tokenizer, examples, int(config.data.max_len))
+        res = scoring.score_rendered(self.upper_cfg, upper, rendered, batch_size=int(config.eval.batch_size),
+                                     max_len=int(config.data.max_len), buckets=buckets(config),
+                                     progress=progress,
+                                     add_features=lambda b: self.cache.add_features(b, self.frozen))
+        return np.asarray(res["score"], np.float64)
+
+    def upper_with(self, trained: dict | None) -> Any:
+        """The base upper stack with the trained top layers / final norm in place (None: the base upper stack)."""
+        return self.base_upper if trained is None else {**self.base_upper, **jax.device_put(trained)}
+
+    def full_params(self, trained: dict | None) -> Any:
+        """The whole model's params with the trained top layers / final norm in place (None: the base model)."""
+        if trained is None:
+            return self.model.params
+        layers = jax.tree_util.tree_map(lambda base, top: np.concatenate([np.asarray(base)[:self.n_lower], top]),
+                                        self.model.params["layers"], trained["layers"])
+        return {**self.model.params, "layers": layers, "final_norm": trained["final_norm"]}
+
+
+def buckets(config: Any) -> tuple[int, ...]:
+    return tuple(config.data.get("buckets") or pipeline.DEFAULT_BUCKETS)
+
+
+def cell_examples(config: Any, cell: Any, split: str | None = None) -> list:
+    """The items of an evaluation cell: fixed by (task, prompt, split, limit) and seed 0, whatever the run seed.
+    Optional cell keys: `subset` "task:prompt" keeps only that question's positives (e.g. harmful requests only);
+    `ask_with` "task:prompt" asks another task's question while the labels stay the cell's (C4's reference)."""
+    where = None
+    if cell.get("subset"):
+        sub_task, sub_prompt = task_prompt(cell.subset)
+        t = tasks.get(sub_task)
+        p = t.prompt(sub_prompt)
+        where = lambda it: tasks.label_of(t, p, it) == 1  # noqa: E731
+    ask = task_prompt(cell.ask_with) if cell.get("ask_with") else None
+    split = split or config.experiment.split
+    limit = int(cell.limit) if split == config.experiment.split else None
+    return tasks.examples(cell.task, split, cell.prompt, limit=limit, seed=0, where=where, ask_with=ask)
+
+
+def selection(config: Any, arm: Any) -> list[tuple[str, list]]:
+    """(name, validation examples) of each "task:prompt" the arm's checkpoint is chosen on: `arm.select`, or by
+    default every task the arm trains on, under the prompt it trains with."""
+    names = list(arm.get("select") or ())
+    if not names:
+        for st in arm.stages:
+            for comp in st.components:
+                if not comp.get("instruction"):
+                    names += [f"{t}:{comp.prompt}" for t in comp.tasks if f"{t}:{comp.prompt}" not in names]
+    if not names:
+        raise ValueError(f"arm {arm.name!r}: no classification task to choose its checkpoint on")
+    limit = int(config.experiment.select_limit)
+    return [(n, tasks.examples(n.split(":")[0], "validation", n.split(":")[1], limit=limit, seed=0)) for n in names]
+
+
+def run_config(config: Any, arm: Any, seed: int) -> Any:
+    """The training config of one run: the experiment's training keys, the arm's stages and overrides, `seed`."""
+    c = copy.deepcopy(config)
+    with c.unlocked():
+        del c["experiment"]
+        c.seed = int(seed)
+        c.data.stages = copy.deepcopy(list(arm.stages))
+        c.eval.tasks = ()
+        for key, value in dict(arm.get("overrides") or {}).items():  # "loss__reduction" -> c.loss.reduction
+            node = c
+            *path, last = key.split("__")
+            for part in path:
+                node = node[part]
+            if last not in node:
+                raise ValueError(f"arm {arm.name!r}: override {key!r} names no config key")
+            node[last] = value
+    return c
+
+
+def run_key(config: Any, selection: list[str], select_limit: int) -> str:
+    """A digest of everything that decides a run's result (its training config and how its step is chosen)."""
+    keep: dict[str, Any] = {"selection": selection, "select_limit": select_limit}
+    keep.update({k: config[k].to_dict() if hasattr(config[k], "to_dict") else config[k]
+            for k in ("seed", "model", "train", "optim", "loss", "data")})
+    keep["data"]["stages"] = [s.to_dict() for s in config.data.stages]
+    keep["eval_every"] = int(config.eval.every)
+    return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def save_tree(path: Path, tree: dict) -> None:
+    flat = {"/".join(str(getattr(k, "key", k)) for k in kp): np.asarray(v)
+            for kp, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, **flat)
+    os.replace(tmp, path)
+
+
+def load_tree(path: Path) -> dict:
+    out: dict = {}
+    with np.load(path) as z:
+        for name in z.files:
+            node = out
+            *parents, leaf = name.split("/")
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = z[name]
+    return out
+
+
+def run_dir(runs_dir: Path, config: Any, arm: Any, seed: int) -> Path:
+    """Where the run of (arm, seed) lives: `runs_dir/<arm>-<run_key>-s<seed>`."""
+    key = run_key(run_config(config, arm, seed), [n for n, _ in selection(config, arm)],
+                  int(config.experiment.select_limit))
+    return Path(runs_dir) / f"{arm.name}-{key}-s{seed}"
+
+
+def chosen_top(rdir: Path | None) -> dict | None:
+    """The top layers / final norm a finished run chose on validation (None: the base model)."""
+    return None if rdir is None else load_tree(rdir / "chosen_top.npz")
+
+
+def memo(shared: Shared, config: Any, rdir: Path | None, key: str, compute: Callable[[dict | None], Any],
+          valid: Callable[[Any], bool] = lambda v: True) -> Any:
+    """`compute(trained top layers, None for the base model)` for the run in `rdir` (None: the base model), kept
+    under `key` in the run's (or the base model's) scores.json and reused while `valid(kept)` holds."""
+    where = rdir if rdir is not None else shared.runs_dir / f"base-{config.model.name.replace('/', '_')}"
+    where.mkdir(parents=True, exist_ok=True)
+    path = where / "scores.json"
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    if key not in kept or not valid(kept[key]):
+        kept[key] = compute(chosen_top(rdir))
+        write_json(path, kept)
+    return kept[key]
+
+
+def plain_scores(shared: Shared, config: Any, rdir: Path | None, cell: Any) -> np.ndarray:
+    """The run's (None: the base model's) P(positive) of a plain cell's items, top layers on cached features,
+    kept in the run's scores.json."""
+    key = "|".join(str(v) for v in (config.experiment.split, cell.task, cell.prompt, cell.get("subset"),
+                                        cell.get("ask_with"), int(cell.limit), int(config.data.max_len)))
+    ex = cell_examples(config, cell)
+    ids = [e.id for e in ex]
+
+    def compute(trained: dict | None) -> dict:
+        upper = shared.upper_with(trained)
+        return {"ids": ids, "score": shared.score(config, upper, ex).tolist()}
+
+    return np.asarray(memo(shared, config, rdir, key, compute, lambda kept: kept["ids"] == ids)["score"],
+                      np.float64)
