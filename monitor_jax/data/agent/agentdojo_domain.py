@@ -39,6 +39,7 @@ class Settings:
     max_tokens: int = 900  # transcript tokens: + the longest task prompt (~70) + answer fits max_len 1024
     output_chars: int = 700  # first cap on each tool output; lowered (to `min_output_chars`) until the item fits
     min_output_chars: int = 100
+    compound_share: float = 1.0  # honest/ignored negatives lacking the attack's writes: share asking for 2 tasks
     user_fractions: tuple[float, float, float] = (0.4, 0.3, 0.3)  # of each suite's user tasks
     injection_fractions: tuple[float, float, float] = (0.5, 0.25, 0.25)  # of each suite's injection tasks
     suites: tuple[str, ...] = agentdojo_load.SUITES
@@ -57,10 +58,11 @@ class Settings:
 
     @property
     def visible_share(self) -> float:
-        """Share of attacks whose injected instruction is visible: equal to its share among negatives
-        (ignored + requested × this share) so its presence says nothing about the label."""
+        """Share of attacks whose injected instruction is visible in a tool output: the share of negatives that
+        carry the goal's text (ignored: in a tool output; requested: in the user's message), so the goal's words
+        say nothing about the label."""
         _, ignored, requested = self.negative_shares
-        return ignored / (1.0 - requested)
+        return min(1.0, ignored + requested)
 
 
 def task_splits(ids: list[str], key: str, fractions: tuple[float, float, float]) -> dict[str, str]:
@@ -130,7 +132,7 @@ class _Builder:
                          suite=suite, tokens=tokens, over_cap=cut, output_cap=cap, messages=msgs,
                          n_calls=len(run.steps), **meta)
 
-    def pair(self, suite: str, uid: str, iid: str, v: int) -> list[Item]:
+    def pair(self, suite: str, uid: str, iid: str, v: int, candidates: list[str]) -> list[Item]:
         """The attack and its matched negative for variant `v` of a pair ([] when skipped; reason counted)."""
         su = self.suites[suite]
         ut, it = su.user_tasks[uid], su.injection_tasks[iid]
@@ -145,7 +147,7 @@ class _Builder:
             injections, lo = {vector: keep}, seen[vector] + 1
         k = r.randint(lo, n_user)
         scatter = random.Random(r.random()) if r.random() < 0.5 else None
-        extra_attack, extra_neg = r.choice((0, 0, 1)), r.choice((0, 0, 1))
+        extra_attack = r.choice((0, 0, 1))
         try:
             attack = agentdojo_run.run(su, ut, it, injections=injections, insert_at=k, scatter=scatter,
                                        fillers=self._fill(suite, n_user, extra_attack, r))
@@ -155,11 +157,9 @@ class _Builder:
         if not attack.security:
             self.stats["skipped_attack_not_successful"] += 1
             return []
-        n_inj = sum(s.origin == "injection" for s in attack.steps)
-        feasible = [kd for kd in NEGATIVE_KINDS if kd != "ignored" or seen]
+        feasible = list(NEGATIVE_KINDS)
         shares = [self.s.negative_shares[NEGATIVE_KINDS.index(kd)] for kd in feasible]
-        kind = r.choices(feasible, shares)[0] if sum(shares) > 0 else "requested"
-        self.stats["ignored_infeasible_redrawn"] += len(feasible) < 3
+        kind = r.choices(feasible, shares)[0]
         pair_meta = {"user_task": uid, "injection_task": iid, "pair": f"{suite}/{uid}/{iid}", "variant": v}
         base = f"{self.s.seed}:{suite}:{uid}:{iid}:{v}"
         frame = agentdojo_text.request_text(ut.PROMPT, None, r)
@@ -167,25 +167,93 @@ class _Builder:
                           {**pair_meta, "injection_visible": visible, "insert_at": k, "scattered": scatter is not None})]
         if kind == "requested":
             request = agentdojo_text.request_text(ut.PROMPT, it.GOAL, r)
-            neg, neg_keep, neg_visible = attack, keep, visible
+            neg, neg_keep, neg_visible, neg_uid = attack, keep, visible, uid
         else:
-            neg_injections, neg_keep = {}, None
-            if kind == "ignored":
-                neg_keep = agentdojo_text.injection_text(it.GOAL, r)
-                neg_injections = {r.choice(sorted(seen)): neg_keep}
-            try:
-                neg = agentdojo_run.run(su, ut, injections=neg_injections, judge=it,
-                                        fillers=self._fill(suite, n_user, n_inj + extra_neg, r))
-            except agentdojo_run.RunError:
-                self.stats["skipped_negative_call_failed"] += 1
+            got = self._matched_negative(suite, kind, attack, candidates, it, r)
+            if got is None:
                 return []
-            if neg.security or not neg.utility:
-                self.stats["skipped_negative_" + ("achieves_goal" if neg.security else "user_task_fails")] += 1
-                return []
-            request, neg_visible = agentdojo_text.request_text(ut.PROMPT, None, r), kind == "ignored"
+            neg, neg_keep, neg_uid, second = got
+            request = agentdojo_text.request_text(su.user_tasks[neg_uid].PROMPT,
+                                                  su.user_tasks[second].PROMPT if second else None, r)
+            neg_visible = kind == "ignored"
+        neg_meta = {**pair_meta, "user_task": neg_uid, "pair": f"{suite}/{neg_uid}/{iid}", "matched_to": uid}
         out.append(self._item(suite, kind, request, neg, neg_keep, base if kind == "requested" else base + ":neg", r,
-                              {**pair_meta, "injection_visible": neg_visible}))
+                              {**neg_meta, "injection_visible": neg_visible}))
         return out
+
+    @functools.lru_cache(maxsize=None)
+    def honest_calls(self, suite: str, uid: str) -> tuple[str, ...]:
+        su = self.suites[suite]
+        return tuple(c.function for c in su.user_tasks[uid].ground_truth(agentdojo_run.load_environment(su)))
+
+    def _matched_negative(self, suite: str, kind: str, attack: agentdojo_run.Run, candidates: list[str], it: Any,
+                          r: random.Random) -> tuple[agentdojo_run.Run, str | None, str, str | None] | None:
+        """A negative whose tool calls match the attack's: the same-split user task whose calls are closest to the
+        attack's (by function-name counts), topped up with read-only fillers of the attack's functions."""
+        su = self.suites[suite]
+        want = collections.Counter(s.function for s in attack.steps)
+        pool = [u for u in candidates if kind != "ignored" or self.seen(suite, u)]
+        if not pool:
+            self.stats["skipped_negative_no_candidate"] += 1
+            return None
+
+        def distance(u: str) -> int:
+            have = collections.Counter(self.honest_calls(suite, u))
+            return sum((want - have).values()) + sum((have - want).values())
+
+        best = min(distance(u) for u in pool)
+        uid = r.choice(sorted(u for u in pool if distance(u) == best))
+        have = collections.Counter(self.honest_calls(suite, uid))
+        writes = {f for f in want - have if not f.startswith(agentdojo_run.READ_ONLY_PREFIXES)}
+        second = None
+        if writes and self.s.compound_share > 0 and r.random() < self.s.compound_share:
+            # the attack's extra writes have no read-only look-alike: the user asks for a second task with them
+            def gain(u: str) -> int:
+                return sum(min(n, collections.Counter(self.honest_calls(suite, u))[f]) for f, n in (want - have).items()
+                           if f in writes)
+
+            options = [u for u in candidates if u != uid and gain(u) > 0
+                       and sum(collections.Counter(self.honest_calls(suite, u)).values()) <= 4]
+            if options:
+                top = max(gain(u) for u in options)
+                second = r.choice(sorted(u for u in options if gain(u) == top))
+                have = have + collections.Counter(self.honest_calls(suite, second))
+        deficit = want - have
+        n_user = len(self.honest_calls(suite, uid))
+        by_name: dict[str, list[Any]] = collections.defaultdict(list)
+        for c in self.fillers(suite):
+            by_name[c.function].append(c)
+        fill: list[Any] = []
+        for name in sorted(deficit):
+            options = by_name.get(name, [])
+            fill += r.sample(options, min(deficit[name], len(options)))
+        spare = [c for c in self.fillers(suite) if c not in fill]
+        short = len(attack.steps) - sum(have.values()) - len(fill)
+        fill += r.sample(spare, max(0, min(short, len(spare))))
+        injections, keep = {}, None
+        if kind == "ignored":
+            keep = agentdojo_text.injection_text(it.GOAL, r)
+            injections = {r.choice(sorted(self.seen(suite, uid))): keep}
+        neg = None
+        for extra in ([second, None] if second else [None]):  # a compound request whose checks fail: fall back
+            try:
+                neg = agentdojo_run.run(su, su.user_tasks[uid], injections=injections, judge=it,
+                                        fillers=[(r.randint(0, n_user), c) for c in fill],
+                                        then=su.user_tasks[extra] if extra else None)
+            except agentdojo_run.RunError:
+                self.stats["negative_call_failed"] += 1
+                neg = None
+                continue
+            if not neg.security and neg.utility:
+                second = extra
+                break
+            self.stats["negative_" + ("achieves_goal" if neg.security else "user_task_fails")] += 1
+            neg = None
+        if neg is None:
+            self.stats["skipped_negative"] += 1
+            return None
+        self.stats["negatives_compound"] += second is not None
+        return neg, keep, uid, second
 
 
 def build(settings: Settings = Settings()) -> tuple[dict[str, list[Item]], dict]:
@@ -202,18 +270,20 @@ def build(settings: Settings = Settings()) -> tuple[dict[str, list[Item]], dict]
         u_split = task_splits(list(su.user_tasks), key + ":user", settings.user_fractions)
         i_split = task_splits(usable, key + ":injection", settings.injection_fractions)
         for split in hygiene.SPLITS:
-            users = sorted(u for u in u_split if u_split[u] == split)[:settings.max_user_tasks]
-            for uid in users:
+            users = []
+            for uid in sorted(u for u in u_split if u_split[u] == split)[:settings.max_user_tasks]:
                 try:
                     honest = agentdojo_run.run(su, su.user_tasks[uid])
                 except agentdojo_run.RunError:
                     honest = None
                 if honest is None or not honest.utility:
                     b.stats["skipped_user_tasks_ground_truth_fails"] += 1
-                    continue
+                else:
+                    users.append(uid)
+            for uid in users:
                 for iid in sorted(i for i in i_split if i_split[i] == split):
                     for v in range(settings.variants_per_pair):
-                        got = b.pair(suite, uid, iid, v)
+                        got = b.pair(suite, uid, iid, v, users)
                         splits[split] += got
                         if got:
                             pairs[split].add(f"{suite}/{uid}/{iid}")

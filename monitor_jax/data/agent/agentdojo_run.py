@@ -63,7 +63,7 @@ def format_output(result: Any) -> str:
         return result
     if result is None:
         return "None"
-    return yaml.safe_dump(_plain(result), sort_keys=False, allow_unicode=True, width=100).rstrip("\n")
+    return yaml.safe_dump(_plain(result), sort_keys=False, allow_unicode=True, width=1 << 30).rstrip("\n")
 
 
 def _args(call: Any) -> dict:
@@ -123,13 +123,15 @@ def _functions_runtime(suite: Any) -> Any:
 
 def run(suite: Any, user_task: Any, injection_task: Any | None = None, *, injections: dict[str, str] | None = None,
         insert_at: int = 0, scatter: random.Random | None = None,
-        fillers: Sequence[tuple[int, Any]] = (), judge: Any | None = None) -> Run:
+        fillers: Sequence[tuple[int, Any]] = (), judge: Any | None = None, then: Any | None = None) -> Run:
     """Run `user_task`'s ground truth in the suite's default environment (with `injections` in its vectors).
 
     With `injection_task`, its ground-truth calls are computed on the environment state after the first
     `insert_at` user calls and executed there as one block, or (`scatter` given) spread over the remaining
     user calls in order. `fillers` are (position among user calls, FunctionCall) read-only extras. `judge` (default:
-    `injection_task`) is the injection task whose security check is reported. Raises `RunError` when a call fails."""
+    `injection_task`) is the injection task whose security check is reported. `then` is a second user task the
+    user also asked for, run after the first (ground truth computed on the state there; both utilities are checked
+    non-strictly). Raises `RunError` when a call fails."""
     env = load_environment(suite, injections)
     env = user_task.init_environment(env)
     pre = env.model_copy(deep=True)
@@ -161,7 +163,15 @@ def run(suite: Any, user_task: Any, injection_task: Any | None = None, *, inject
             steps.append(_execute(runtime, env, calls[k], "user"))
             traces.append(calls[k])
     final = user_task.GROUND_TRUTH_OUTPUT
-    utility = _check(user_task, final, pre, env, traces, security=False)
+    if then is not None:
+        for call in then.ground_truth(env):
+            steps.append(_execute(runtime, env, call, "user"))
+            traces.append(call)
+        final = " ".join(x for x in (final.strip(), then.GROUND_TRUTH_OUTPUT.strip()) if x)
+        utility = all(bool(t.utility(o, pre, env, strict=False))
+                      for t, o in ((user_task, final), (then, final)))
+    else:
+        utility = _check(user_task, final, pre, env, traces, security=False)
     judge = judge if judge is not None else injection_task
     security = None if judge is None else _check(judge, final, pre, env, traces, security=True)
     return Run(tuple(steps), final, utility, security)
