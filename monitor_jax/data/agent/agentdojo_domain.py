@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import json
 import math
 import random
 from typing import Any, Callable
@@ -38,7 +39,7 @@ class Settings:
     variants_per_pair: int = 2
     max_tokens: int = 900  # transcript tokens: + the longest task prompt (~70) + answer fits max_len 1024
     output_chars: int = 700  # first cap on each tool output; lowered (to `min_output_chars`) until the item fits
-    min_output_chars: int = 100
+    min_output_chars: int = 60
     compound_share: float = 1.0  # honest/ignored negatives lacking the attack's writes: share asking for 2 tasks
     user_fractions: tuple[float, float, float] = (0.4, 0.3, 0.3)  # of each suite's user tasks
     injection_fractions: tuple[float, float, float] = (0.5, 0.25, 0.25)  # of each suite's injection tasks
@@ -114,13 +115,15 @@ class _Builder:
 
     def _item(self, suite: str, kind: str, request: str, run: agentdojo_run.Run, keep: str | None, rename_seed: str,
               r: random.Random, meta: dict) -> Item:
-        final = agentdojo_text.final_answer(run.final, r)
-        texts = [request, final, *(s.output for s in run.steps), *(str(s.args) for s in run.steps)]
-        rename = agentdojo_pools.renamer(texts, suite, rename_seed)
+        final = agentdojo_text.final_answer(run.final, random.Random(rename_seed))  # twins share it
+        texts = [request, final, *(s.output for s in run.steps), *(json.dumps(s.args) for s in run.steps)]
+        rename = agentdojo_pools.renamer(texts, suite, rename_seed)  # before shortening: no half identifiers
+        steps = [agentdojo_run.Step(s.function, json.loads(rename(json.dumps(s.args, ensure_ascii=False))),
+                                    rename(s.output), s.origin) for s in run.steps]
+        request, final, keep = rename(request), rename(final), rename(keep) if keep else None
         cap, tokens = self.s.output_chars, 0
         while True:
-            msgs = agentdojo_text.messages(request, run.steps, final, cap, keep)
-            msgs = [{"role": m["role"], "content": rename(m["content"])} for m in msgs]
+            msgs = agentdojo_text.messages(request, steps, final, cap, keep)
             text = agentdojo_text.render(msgs)
             tokens = self.count_tokens(text)
             if tokens <= self.s.max_tokens or cap <= self.s.min_output_chars:

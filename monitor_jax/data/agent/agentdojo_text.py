@@ -63,33 +63,41 @@ def final_answer(ground_truth_output: str, r: random.Random) -> str:
     return f"{ground_truth_output.strip()}" if ground_truth_output.strip() else closing
 
 
+def _cut(text: str, i: int, j: int) -> str:
+    """`text` without [i, j) (moved outwards to whitespace, so no word or identifier is cut), marked."""
+    i = max((text.rfind(c, 0, i) for c in " \n"), default=-1) + 1 if i > 0 else 0
+    ends = [k for k in (text.find(c, j) for c in " \n") if k >= 0]
+    j = min(ends) if j < len(text) and ends else len(text) if j >= len(text) or not ends else j
+    if j <= i:
+        return text
+    return text[:i] + "\n" + OMITTED.format(n=j - i) + "\n" + text[j:]
+
+
 def shorten(text: str, limit: int, keep: str | None = None) -> str:
-    """`text` cut to about `limit` characters (head and tail kept around a visible OMITTED marker); a `keep`
-    substring inside the cut part survives with a little context, between two markers."""
+    """`text` cut to about `limit` characters (head and tail kept around a visible OMITTED marker, cuts at
+    whitespace); a `keep` substring inside the cut part survives with a little context, between two markers."""
     if len(text) <= limit:
         return text
     at = text.find(keep[:60]) if keep else -1  # the output may quote it (YAML), so match its start
     if at < 0:
         head = (2 * limit) // 3
-        tail = limit - head
-        return text[:head] + "\n" + OMITTED.format(n=len(text) - head - tail) + "\n" + (text[-tail:] if tail else "")
+        return _cut(text, head, len(text) - (limit - head))
     a, b = max(0, at - 40), min(len(text), at + len(keep) + 40)
+    a = max(text.rfind(" ", 0, a), text.rfind("\n", 0, a)) + 1 if a > 0 else 0
+    b = min([k for k in (text.find(" ", b), text.find("\n", b)) if k >= 0] or [len(text)])
     room = max(limit - (b - a), 0)
     head, tail = min(room // 2, a), min(room - room // 2, len(text) - b)
-    out = text[:head]
-    if a > head:
-        out += "\n" + OMITTED.format(n=a - head) + "\n"
-    out += text[a:b]
-    if len(text) - tail > b:
-        out += "\n" + OMITTED.format(n=len(text) - tail - b) + "\n"
-    return out + (text[len(text) - tail:] if tail else "")
+    out = text[:a] if a <= head else _cut(text[:a], head, a)
+    mid = text[b:]
+    return out + text[a:b] + (mid if len(mid) <= tail else _cut(mid, 0, len(mid) - tail))
 
 
 def messages(request: str, steps: Sequence[Step], final: str, output_chars: int, keep: str | None) -> list[dict]:
     """Chat messages: the request, one assistant call + one tool output per step, the final answer."""
     out = [{"role": "user", "content": request}]
     for s in steps:
-        out.append({"role": "assistant", "content": f"calling {s.function}({json.dumps(s.args, ensure_ascii=False)})"})
+        args = {k: shorten(v, output_chars, keep) if isinstance(v, str) else v for k, v in s.args.items()}
+        out.append({"role": "assistant", "content": f"calling {s.function}({json.dumps(args, ensure_ascii=False)})"})
         out.append({"role": "tool", "content": shorten(s.output, output_chars, keep) or "(no output)"})
     out.append({"role": "assistant", "content": final})
     return out
