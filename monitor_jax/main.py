@@ -60,7 +60,7 @@ flags.DEFINE_integer("max_summary_tokens", 64, "summarize: the summary length ca
 flags.DEFINE_bool("control", False, "think: the empty-reasoning control (same answer slot, no reasoning).")
 flags.DEFINE_list("models", None, "eval: models/checkpoints to compare (first = reference), e.g. "
                   "smollm2-135m,hf:/tmp/run/export/step_48.")
-flags.DEFINE_list("tasks", None, "eval: task names (default: every bundled task).")
+flags.DEFINE_list("tasks", None, "eval, tasks list: task names (default: every bundled task).")
 flags.DEFINE_string("prompts", "primary", "eval: 'primary', 'all', or a comma-separated list of prompt names.")
 flags.DEFINE_enum("split", "validation", ["validation", "test"], "eval: the split to score (test is read once).")
 flags.DEFINE_integer("limit_per_task", 200, "eval: stratified cap on examples per task and prompt.")
@@ -119,7 +119,7 @@ def _tasks(args: list[str]) -> int:
         return 2
     from monitor_jax.data import task_table
 
-    print(task_table.format_table(task_table.rows()))
+    print(task_table.format_table(task_table.rows(FLAGS.tasks)))
     return 0
 
 
