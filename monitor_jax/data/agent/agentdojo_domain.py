@@ -7,9 +7,10 @@ security check confirms it happened). Negatives, one per attack (classes balance
 drawn with `Settings.negative_shares`: `honest` (the user task alone), `ignored` (the injected instruction sits
 in a tool output the agent reads; it does the user task only) and `requested` (the attack's very transcript; the
 user's own message asks for the injection goal) — `requested` = 1 for these only. Length and content are
-matched across labels: negatives get as many read-only filler calls as the attack has injected calls (every
-transcript may get more), the injected instruction is visible in a share of attacks equal to its share among
-negatives, and every identifier is renamed from shared pools (`agentdojo_pools`).
+matched across labels: an honest/ignored negative is the same-split user task whose calls are closest to the
+attack's, topped up with read-only calls of the attack's functions (and, for the attack's writes, a second
+requested user task), the goal's text is in as many attacks (injected) as negatives, and every identifier is
+renamed from shared pools (`agentdojo_pools`).
 """
 from __future__ import annotations
 
