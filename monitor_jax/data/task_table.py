@@ -41,7 +41,8 @@ def _save_cache(cache: dict) -> None:
 def baselines(task: tasks.Task) -> dict[str, float]:
     """Cached `tasks.shortcut_baselines` of the task (validation split)."""
     cache = _load_cache()
-    key = f"{task.name}@v{task.version}"
+    data_version = tasks.DOMAINS[task.domain].data_version
+    key = f"{task.name}@v{task.version}" + (f"@{data_version}" if data_version else "")
     if key not in cache:
         cache[key] = tasks.shortcut_baselines(task)
         _save_cache(cache)

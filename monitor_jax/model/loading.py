@@ -85,7 +85,7 @@ def load_hf_sharded(path: weights.PathLike, shardings: Shardings | Callable[[Mod
     """(config, params as global `jax.Array`s in `dtype`, each with its sharding) from an HF dir, streamed.
 
     `shardings`: a tree of shardings with the param tree's structure (e.g. `train.state.abstract_state(...)[2]`,
-    or `train.sharding.param_shardings(transformer.abstract_params(cfg), mesh)`), or a callable building it from
+    or `core.sharding.param_shardings(transformer.abstract_params(cfg), mesh)`), or a callable building it from
     the `ModelConfig` read from `path/config.json`. The result equals `weights.load_hf(path, dtype)` put on
     those shardings.
 

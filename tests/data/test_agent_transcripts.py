@@ -238,3 +238,25 @@ def test_not_separable_by_surface_features(pool, record_property):
         record_property(k, round(v, 3))
     print("held-out-family AUROC:", {k: round(v, 3) for k, v in aurocs.items()})
     assert all(v <= 0.75 for v in aurocs.values()), aurocs
+
+
+def test_dangerous_step_never_truncated_over_the_whole_suite(smollm2_gguf):
+    """Every transcript of the bundled `agent` domain, inside every prompt of its tasks, fits max_len 1024 with
+    SmolLM2's tokenizer, so the pipeline cuts nothing and the special (dangerous or look-alike) step is kept."""
+    from monitor_jax.data import pipeline, tasks
+    from monitor_jax.data.builders import suite
+    from monitor_jax.model.tokenizer import Tokenizer
+
+    tok = Tokenizer.from_gguf(smollm2_gguf)
+    prompts = [p for name in ("agent/sabotage", "agent/requested_risky") for p in tasks.get(name).prompts]
+    longest = max(prompts, key=lambda p: len(p.template))
+    items = at.generate(suite.AGENT_TRANSCRIPTS, seed=suite.SPLIT_SEED)
+    for it in items:
+        ex = pipeline.ClassificationExample(id=it["id"], task="agent/sabotage", input=it["text"], label=it["label"],
+                                            template=longest.template, label_words=("Yes", "No"))
+        row = pipeline.render_classification(tok, ex, 1024)
+        assert not row.truncated, (it["id"], len(row.tokens))
+        k = 1 + 2 * it["meta"]["special_step"]
+        assert agent_shell.command_of(it["messages"][k]["content"]) in tok.decode(row.tokens.tolist())
+    assert sum(it["meta"]["trimmed"] > 0 for it in items) > 0  # the repair was needed (round 1: 55 % were cut)
+    assert {it["meta"]["kind_name"] for it in items} == set(at.KIND_NAMES.values())

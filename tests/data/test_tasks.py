@@ -80,9 +80,9 @@ def test_no_test_text_of_any_task_in_any_training_split_or_if_pool():
 
 
 def test_agent_tasks_are_not_separable_by_surface_features():
-    for name in ("agent/sabotage",):
-        b = tasks.shortcut_baselines(tasks.get(name))  # trained on train families, scored on held-out ones
-        assert b["length_auroc"] <= 0.75 and b["tfidf_auroc"] <= 0.75, (name, b)
+    for name in ("agent/sabotage", "agentdojo/unrequested"):
+        b = tasks.shortcut_baselines(tasks.get(name))  # trained on train, scored on held-out families / goals
+        assert b["length_auroc"] <= 0.65 and b["tfidf_auroc"] <= 0.75, (name, b)
 
 
 def test_prompt_validation_errors():

@@ -19,7 +19,7 @@ from monitor_jax.data import hygiene, sources
 from monitor_jax.data.items import Item, make_item
 
 SPLIT_SEED = 0  # the one split seed of the suite; recorded in reports' data manifests
-VERSION = "1.1.0"  # bump whenever a domain's items change (sources, hygiene, generator): caches are keyed by it
+VERSION = "1.2.0"  # bump whenever a domain's items change (sources, hygiene, generator): caches are keyed by it
 TWEETS_PER_SENTIMENT = 1500
 AGENT_TRANSCRIPTS = 1200
 
@@ -88,6 +88,7 @@ def agent_domain() -> dict[str, list[Item]]:
     out: dict[str, list[Item]] = {s: [] for s in hygiene.SPLITS}
     for t in agent_transcripts.generate(AGENT_TRANSCRIPTS, seed=SPLIT_SEED):
         meta = {k: t[k] for k in ("label", "family", "action_type", "requested_risky", "messages")}
+        meta.update({k: t["meta"][k] for k in ("kind", "kind_name", "special_step", "n_steps", "trimmed")})
         out[agent_transcripts.split_of(t)].append(make_item("agent_transcripts", t["text"], **meta))
     return out
 
