@@ -76,7 +76,7 @@ def elicit_task(config: Any, workdir: str | os.PathLike, labels: str, *, name: s
     (`labels="gold"`: the supervised comparison of the same size). Returns (task file path, facts about it);
     with pseudo labels, no gold label is read."""
     from monitor_jax.data import pipeline, tasks
-    from monitor_jax.eval import thinking
+    from monitor_jax.eval.protocols import thinking
     from monitor_jax.model import registry
 
     e = config.elicit
@@ -145,7 +145,7 @@ def _thinking_scores(path: Any, model: Any, examples: list, config: Any, thinker
     ids; saved with each example's reasoning."""
     import json
 
-    from monitor_jax.eval import thinking
+    from monitor_jax.eval.protocols import thinking
 
     ids = [ex.id for ex in examples]
     if path.exists():
