@@ -8,7 +8,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from monitor_jax.eval import thinking
+from monitor_jax.eval.protocols import thinking
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from monitor_jax.eval import scoring, summarize, thinking
+from monitor_jax.eval import scoring
+from monitor_jax.eval.protocols import summarize, thinking
 from monitor_jax.experiment import cells, runner, views, write
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -15,7 +15,8 @@ import numpy as np
 
 from monitor_jax.core import assets, sharding
 from monitor_jax.data import pipeline, tasks
-from monitor_jax.eval import metrics, scoring, thinking
+from monitor_jax.eval import metrics, scoring
+from monitor_jax.eval.protocols import thinking
 from monitor_jax.model import registry
 from monitor_jax.train import data as train_data
 from monitor_jax.train import loop
