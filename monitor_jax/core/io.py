@@ -1,4 +1,4 @@
-"""Small io helpers: whole-file writes that are atomic (temp file in the same folder, then rename)."""
+"""Small io helpers: whole-file writes that are atomic (a temp file in the same folder, then rename)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ import tempfile
 from typing import Any, Iterable
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Writes `text` to `path` atomically: a reader sees the old file or the new one, never half of it."""
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Writes `data` to `path` atomically: a reader sees the old file or the new one, never half of it. The temp
+    name is unique, so several processes may write the same path; the file is left readable by all (0644)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -24,8 +26,13 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """`text` (UTF-8) to `path`, atomically."""
+    write_bytes(path, text.encode("utf-8"))
+
+
 def write_json(path: str | os.PathLike, obj: Any, **kwargs: Any) -> None:
-    """`json.dump` of `obj` to `path`, atomically."""
+    """`json.dumps(obj, **kwargs)` to `path`, atomically."""
     write_text(path, json.dumps(obj, **kwargs))
 
 

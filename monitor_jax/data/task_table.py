@@ -7,10 +7,8 @@ cached per task version in the asset cache, since TF-IDF on thousands of long ar
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 
-from monitor_jax.core import assets
+from monitor_jax.core import assets, io
 from monitor_jax.data import tasks
 from monitor_jax.data.builders import suite
 
@@ -30,12 +28,7 @@ def _load_cache() -> dict:
 
 
 def _save_cache(cache: dict) -> None:
-    path = _cache_path()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(cache, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    io.write_json(_cache_path(), cache, indent=1, sort_keys=True)
 
 
 def baselines(task: tasks.Task) -> dict[str, float]:

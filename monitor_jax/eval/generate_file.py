@@ -7,12 +7,9 @@ atomically.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from typing import Any
 
-from monitor_jax.core import distributed
+from monitor_jax.core import distributed, io
 from monitor_jax.data.builders import jsonl
 from monitor_jax.eval import generate
 from monitor_jax.model.registry import LoadedModel
@@ -42,11 +39,6 @@ def generate_file(model: LoadedModel, input_path: str, output_path: str, samplin
                                   batch_size=batch_size)
     if not distributed.is_main():  # multi-process: every process generated the same rows; process 0 writes
         return len(gens)
-    out_dir = os.path.dirname(os.path.abspath(output_path))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        for i, g in zip(ids, gens):
-            f.write(json.dumps({"id": i, "text": g.text, "finish": g.finish, "new_tokens": int(len(g.tokens))}) + "\n")
-    os.replace(tmp, output_path)
+    io.write_jsonl(output_path, [{"id": i, "text": g.text, "finish": g.finish, "new_tokens": int(len(g.tokens))}
+                                 for i, g in zip(ids, gens)])
     return len(gens)

@@ -7,14 +7,11 @@ every row has a label, the metrics (AUROC with CI, TPR at low FPR, mass outside 
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from typing import Any
 
 import numpy as np
 
-from monitor_jax.core import distributed
+from monitor_jax.core import distributed, io
 from monitor_jax.data.builders import jsonl
 from monitor_jax.eval import metrics, scoring
 from monitor_jax.model.registry import LoadedModel
@@ -51,18 +48,13 @@ def score_file(
                               ids=[it.id for it in items], labels=[int(it.meta.get("label", 0)) for it in items],
                               batch_size=batch_size, max_len=max_len, mesh=mesh, progress=distributed.is_main())
     if distributed.is_main():  # multi-process: every process holds every score; process 0 writes them
-        out_dir = os.path.dirname(os.path.abspath(output_path))
-        os.makedirs(out_dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            for i, it in enumerate(items):
-                row = {"id": it.id.split(":", 1)[1], "score": float(res.score[i]), "logp_pos": float(res.logp_pos[i]),
-                       "logp_neg": float(res.logp_neg[i]), "mass_outside": float(res.mass_outside[i]),
-                       "truncated": bool(res.truncated[i])}
-                if labelled:
-                    row["label"] = int(it.meta["label"])
-                f.write(json.dumps(row) + "\n")
-        os.replace(tmp, output_path)
+        rows = []
+        for i, it in enumerate(items):
+            row = {"id": it.id.split(":", 1)[1], "score": float(res.score[i]), "logp_pos": float(res.logp_pos[i]),
+                   "logp_neg": float(res.logp_neg[i]), "mass_outside": float(res.mass_outside[i]),
+                   "truncated": bool(res.truncated[i])}
+            rows.append({**row, "label": int(it.meta["label"])} if labelled else row)
+        io.write_jsonl(output_path, rows)
     summary: dict[str, Any] = {"n": len(items), "mean_mass_outside": float(np.mean(res.mass_outside)),
                                "n_truncated": int(np.sum(res.truncated))}
     if labelled:

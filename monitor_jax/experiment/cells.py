@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from monitor_jax.core import assets, sharding
+from monitor_jax.core import assets, io, sharding
 from monitor_jax.data import pipeline, tasks
 from monitor_jax.eval import scoring
 from monitor_jax.model import registry, transformer
@@ -34,9 +34,7 @@ def task_prompt(spec: str) -> tuple[str, str]:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=float))
-    os.replace(tmp, path)
+    io.write_json(path, obj, indent=1, default=float)
 
 
 @dataclasses.dataclass

@@ -12,6 +12,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from monitor_jax.core import io as core_io
 from monitor_jax.data import tasks
 
 FILE = "scores.jsonl.gz"
@@ -65,9 +66,7 @@ def write(path: str | os.PathLike, items: Iterable[dict]) -> None:
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as f:
         for r in items:
             f.write((json.dumps(r, sort_keys=True) + "\n").encode())
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    core_io.write_bytes(path, buf.getvalue())
 
 
 def read(path: str | os.PathLike) -> list[dict]:

