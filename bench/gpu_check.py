@@ -128,7 +128,8 @@ def main() -> None:
 
     def train_speed():
         config = load_config(os.path.join(os.path.dirname(__file__), "..", "configs", "base.py"))
-        from monitor_jax.core import sharding, state, step
+        from monitor_jax.core import sharding
+        from monitor_jax.train import state, step
 
         with config.unlocked():
             config.model.remat = "none"

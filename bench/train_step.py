@@ -103,7 +103,8 @@ def _jax_state(config):
     import jax
 
     from monitor_jax.model import registry
-    from monitor_jax.core import sharding, state, step
+    from monitor_jax.core import sharding
+    from monitor_jax.train import state, step
 
     m = registry.load(config.model.name)
     mesh = sharding.make_mesh(dict(config.mesh.shape))

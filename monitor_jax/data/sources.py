@@ -10,12 +10,11 @@ import hashlib
 import html
 import io
 import json
-import os
 import re
-import tempfile
 from typing import Callable, Hashable
 
 from monitor_jax.core import assets
+from monitor_jax.core import io as core_io
 from monitor_jax.data.hygiene import DedupReport, dedup
 from monitor_jax.data.items import Item, make_item, normalize
 
@@ -230,22 +229,9 @@ def _sharegpt_cache_path():
 
 
 def _write_cache(path, items: list[Item], header: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0) as gz:
-            w = io.TextIOWrapper(gz, encoding="utf-8")
-            w.write(json.dumps(header) + "\n")
-            for it in items:
-                w.write(json.dumps({"id": it.id, "text": it.text, "meta": it.meta}, ensure_ascii=False) + "\n")
-            w.flush()
-            w.detach()
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    lines = [json.dumps(header)] + [json.dumps({"id": it.id, "text": it.text, "meta": it.meta}, ensure_ascii=False)
+                                    for it in items]
+    core_io.write_bytes(path, gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=3, mtime=0))
 
 
 def _read_cache(path) -> tuple[list[Item], DedupReport, dict[str, int]] | None:

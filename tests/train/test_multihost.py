@@ -182,7 +182,8 @@ def test_checkpoint_moves_between_two_processes_and_one(two_process_run, tmp_pat
     and checkpoints; 2 processes restore that checkpoint and export exactly the params the one process had."""
     import orbax.checkpoint as ocp
 
-    from monitor_jax.core import sharding, state as state_lib
+    from monitor_jax.core import sharding
+    from monitor_jax.train import state as state_lib
 
     work = tmp_path / "run"
     shutil.copytree(two_process_run[0], work)

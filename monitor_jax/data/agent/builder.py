@@ -14,8 +14,8 @@ from typing import Any, Iterator
 
 import tensorflow_datasets as tfds
 
-from monitor_jax.core import assets
 from monitor_jax.data.agent import agentdojo_domain
+from monitor_jax.data.builders import suite
 from monitor_jax.data.items import Item
 
 VERSION = "1.0.0"  # bump whenever the items change for the same settings
@@ -48,18 +48,13 @@ class AgentDojoDomain(tfds.core.GeneratorBasedBuilder):
         return {name: self._generate_examples(v) for name, v in items.items()}
 
     def _generate_examples(self, items: list[Item]) -> Iterator[tuple[str, dict]]:
-        for it in items:
-            yield it.id, {"id": it.id, "text": it.text, "meta": json.dumps(it.meta, ensure_ascii=False)}
-
-
-def data_dir() -> str:
-    return str(assets.cache_dir() / "tfds")
+        return suite.tfds_examples(items)
 
 
 def prepare(settings: agentdojo_domain.Settings = agentdojo_domain.Settings(), *,
             directory: str | None = None) -> AgentDojoDomain:
     """The prepared builder of `settings` (built on first use, atomically)."""
-    b = AgentDojoDomain(settings=settings, data_dir=directory or data_dir(), file_format="array_record")
+    b = AgentDojoDomain(settings=settings, data_dir=directory or suite.data_dir(), file_format="array_record")
     if not b.is_prepared():
         b.download_and_prepare()
     return b

@@ -120,8 +120,13 @@ class MonitorSuite(tfds.core.GeneratorBasedBuilder):
         return {name: self._generate_examples(items) for name, items in splits.items()}
 
     def _generate_examples(self, items: list[Item]) -> Iterator[tuple[str, dict]]:
-        for it in items:
-            yield it.id, {"id": it.id, "text": it.text, "meta": json.dumps(it.meta, ensure_ascii=False)}
+        return tfds_examples(items)
+
+
+def tfds_examples(items: list[Item]) -> Iterator[tuple[str, dict]]:
+    """(key, record) of each item as every domain builder stores it: id, text, meta as JSON."""
+    for it in items:
+        yield it.id, {"id": it.id, "text": it.text, "meta": json.dumps(it.meta, ensure_ascii=False)}
 
 
 def data_dir() -> str:
