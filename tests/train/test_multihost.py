@@ -16,6 +16,7 @@ from monitor_jax.model import registry
 from monitor_jax.train import checkpoint, metric_log
 from monitor_jax.train import data as train_data
 from monitor_jax.train import loop
+from monitor_jax.train.mode import TrainMode
 from multihost import CLI, launch
 from test_configs import load_config
 
@@ -193,7 +194,7 @@ def test_checkpoint_moves_between_two_processes_and_one(two_process_run, tmp_pat
     with ocp.CheckpointManager(work / "checkpoints") as manager:
         state, data = checkpoint.restore_checkpoint(manager, 2, state, shardings)
     assert int(state.step) == 2 and len(data["iterators"]) == N_PROCESSES
-    restored = jax.tree_util.tree_map(np.asarray, state_lib.full_params(state, config, model.cfg))
+    restored = jax.tree_util.tree_map(np.asarray, state_lib.full_params(state, TrainMode.from_config(config), model.cfg))
     _assert_trees_close(restored, _params(work / "export" / "step_2"), atol=0.0)
 
     one = loop.train_and_evaluate(_tiny_config(total_steps=3), work, None, model=model, progress=False)
