@@ -6,8 +6,9 @@ Arms: the untrained base model and C1's mixture (the same runs: five tasks of fo
 reasoning ever seen in training). Cells (test split, sizes fixed here), on two tasks none of whose domain or
 prompt the mixture saw (harmful vs benign requests; info-hazard requests): the plain no-thinking score; with
 thinking (the model reasons up to 48 greedy tokens, then a follow-up user turn asks for the final answer and the
-answer slot, built like the no-thinking one, is scored: `eval/thinking.py`); and the empty-reasoning control (the
-same two-turn conversation with an empty reasoning turn), which separates the reasoning from the format.
+answer slot, built like the no-thinking one, is scored: `eval/protocols/thinking.py`); and the empty-reasoning
+control (the same two-turn conversation with an empty reasoning turn), which separates the reasoning from the
+format.
 Primary comparisons: trained - base with thinking, on both tasks.
 """
 from __future__ import annotations

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 import verdict  # noqa: E402
 
-from monitor_jax.eval import metrics  # noqa: E402
+from monitor_jax.eval import metrics, tables  # noqa: E402
 from monitor_jax.experiment import compare, preconditions, write  # noqa: E402
 
 MARK = "round 1, relabelled from stored items-only CIs"
@@ -53,8 +53,8 @@ def _record(spec: dict, res: dict, results: dict, name: str, config) -> dict:
         else:
             arms = res["cells"][cell]["arms"]
             rec["value"] = arms[spec["b"]]["auroc"]["estimate"] - arms[spec["a"]]["auroc"]["estimate"]
-            rec["note"] = (f"no paired CI stored; unpaired {spec['a']} {write._ci(arms[spec['a']]['auroc'])}, "
-                           f"{spec['b']} {write._ci(arms[spec['b']]['auroc'])}")
+            rec["note"] = (f"no paired CI stored; unpaired {spec['a']} {tables.ci_text(arms[spec['a']]['auroc'])}, "
+                           f"{spec['b']} {tables.ci_text(arms[spec['b']]['auroc'])}")
     elif kind == "auroc_at_least":
         rec["value"] = res["cells"][cell]["arms"][spec["arm"]]["auroc"]["estimate"]
     elif kind == "generation_ratio":

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from monitor_jax.data import tasks
-from monitor_jax.eval import thinking
+from monitor_jax.eval.protocols import thinking
 from monitor_jax.model import registry
 
 

@@ -361,7 +361,7 @@ def _define_generate(fv: Flags) -> None:
 
 
 def _think(fv: Flags, args: list[str]) -> int:
-    from monitor_jax.eval import think_file, thinking
+    from monitor_jax.eval.protocols import think_file, thinking
     from monitor_jax.model import registry
 
     if not fv.tasks or not fv.out:
@@ -386,7 +386,7 @@ def _define_think(fv: Flags) -> None:
 
 def _summarize(fv: Flags, args: list[str]) -> int:
     from monitor_jax.core import distributed
-    from monitor_jax.eval import summarize_file
+    from monitor_jax.eval.protocols import summarize_file
     from monitor_jax.model import registry
 
     if not fv.models or not fv.tasks or not fv.out:

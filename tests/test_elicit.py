@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from monitor_jax.core import config as config_lib
-from monitor_jax.eval import thinking
+from monitor_jax.eval.protocols import thinking
 
 
 def test_pseudo_labels_take_quantiles_not_a_fixed_cut():

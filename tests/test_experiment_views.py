@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from monitor_jax.core import config as config_lib
-from monitor_jax.eval import scoring, summarize, thinking
+from monitor_jax.eval import scoring
+from monitor_jax.eval.protocols import summarize, thinking
 from monitor_jax.experiment import cells, runner, views, write
 
 x = config_lib.load_module("configs/experiment.py")

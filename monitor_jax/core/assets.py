@@ -72,6 +72,15 @@ def cache_dir() -> pathlib.Path:
     return pathlib.Path(env).expanduser() if env else pathlib.Path.home() / ".cache" / "monitor_jax"
 
 
+def use_compilation_cache() -> None:
+    """Keep XLA's compiled programs under `cache_dir()/xla` (reruns and resumed runs reuse them), unless a cache
+    directory is already set (`JAX_COMPILATION_CACHE_DIR` or `jax.config`)."""
+    import jax
+
+    if not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))
+
+
 def _asset(a: str | Asset) -> Asset:
     if isinstance(a, Asset):
         return a

@@ -1,1 +1,1 @@
-"""Scoring, generation, metrics and reports."""
+"""Scoring, generation, metrics and reports; `protocols/`: with-thinking classification, summaries, elicitation."""

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from monitor_jax.eval import metrics
+from monitor_jax.eval import metrics, tables
 from monitor_jax.eval.evaluate import SCORE_FIELDS, EvalResults
 
 SMALL_CLASS = 50  # a class with fewer items than this makes the CI wide: flagged in the notes
@@ -238,22 +238,8 @@ def plot_histograms(results: EvalResults, task: str, path: pathlib.Path) -> None
 # ------------------------------------------------------------------------------------------ markdown
 
 
-def _ci(d: dict | None) -> str:
-    if not d:
-        return "n/a"
-    nan = float("nan")
-    return metrics.fmt_ci(metrics.CI(*(nan if d.get(k) is None else d[k] for k in ("estimate", "low", "high"))))
-
-
-def _diff(d: dict) -> str:
-    if d.get("estimate") is None:
-        return "n/a"
-    return f"{d['estimate']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
-
-
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return out + ["| " + " | ".join(str(v) for v in r) + " |" for r in rows] + [""]
+    return tables.markdown_table(header, rows) + [""]
 
 
 def _markdown(rep: dict, results: EvalResults) -> str:
@@ -276,7 +262,7 @@ def _markdown(rep: dict, results: EvalResults) -> str:
     L += ["## AUROC (95 % CI)", ""]
     L += _table(["task", "prompt", "n pos / neg"] + [f"`{t}`" for t in tags],
                 [[t, p, f"{res[(0, t, p)]['n_pos']} / {res[(0, t, p)]['n_neg']}"]
-                 + [_ci(res[(m['index'], t, p)]["auroc"]) for m in models] for t, p in results.pairs()])
+                 + [tables.ci_text(res[(m['index'], t, p)]["auroc"]) for m in models] for t, p in results.pairs()])
     order = {pair: k for k, pair in enumerate(results.pairs())}
     by_pair = sorted(rep["results"], key=lambda r: (order[(r["task"], r["prompt"])], r["model"]))
     L += ["![AUROC heatmap](figures/auroc_heatmap.png)", "", "## Details per model", "",
@@ -284,7 +270,7 @@ def _markdown(rep: dict, results: EvalResults) -> str:
           " mean probability the model puts on tokens other than the two label words.", ""]
     L += _table(["task", "prompt", "model", "AUROC [95 % CI]", "TPR@1 % FPR", "TPR@0.1 % FPR", "ECE",
                  "mass outside", "n pos / neg", "truncated"],
-                [[r["task"], r["prompt"], f"`{tags[r['model']]}`", _ci(r["auroc"]),
+                [[r["task"], r["prompt"], f"`{tags[r['model']]}`", tables.ci_text(r["auroc"]),
                   metrics.fmt_value(r["tpr_at_fpr_1pct"]), metrics.fmt_value(r["tpr_at_fpr_0.1pct"]),
                   metrics.fmt_value(r["ece"]), metrics.fmt_value(r["mean_mass_outside"]),
                   f"{r['n_pos']} / {r['n_neg']}",
@@ -305,7 +291,7 @@ def _markdown(rep: dict, results: EvalResults) -> str:
         L += ["## Paired differences vs the reference", "",
               f"AUROC(model) − AUROC(`{tags[0]}`), both bootstrapped on the same resampled items.", ""]
         L += _table(["task", "prompt", "model", "ΔAUROC [95 % CI]", "CI"],
-                    [[d["task"], d["prompt"], f"`{tags[d['model']]}`", _diff(d),
+                    [[d["task"], d["prompt"], f"`{tags[d['model']]}`", tables.diff_text(d),
                       "n/a" if d.get("estimate") is None else "above 0" if d["low"] > 0 else "below 0"
                       if d["high"] < 0 else "includes 0"] for d in rep["paired_differences"]])
     if rep["length_buckets"]:
@@ -314,7 +300,7 @@ def _markdown(rep: dict, results: EvalResults) -> str:
               "model).", ""]
         L += _table(["task", "prompt", "tokens", "n pos / neg"] + [f"`{t}`" for t in tags],
                     [[b["task"], b["prompt"], f"{b['tokens_min']}–{b['tokens_max']}", f"{b['n_pos']} / {b['n_neg']}"]
-                     + [_ci(a) for a in b["auroc"]] for b in rep["length_buckets"]])
+                     + [tables.ci_text(a) for a in b["auroc"]] for b in rep["length_buckets"]])
     L += [f"## Truncation (max_len {cfg['max_len']})", ""]
     L += ["Inputs longer than the budget are cut in the middle (a marker shows where); counts per model and split. "
           "Escapes = control-token text inside inputs, encoded as plain text.", ""]

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from monitor_jax.core import sharding
+from monitor_jax.core import assets, sharding
 from monitor_jax.data import pipeline, tasks
 from monitor_jax.eval import scoring
 from monitor_jax.model import registry, transformer
@@ -57,10 +57,7 @@ class Shared:
         if config.train.mode != "top_k_layers" or not config.train.cache_features:
             raise ValueError("the experiment runner trains top_k_layers from cached features: set "
                              "config.train.mode='top_k_layers' and config.train.cache_features=True")
-        from monitor_jax.core import assets
-
-        if not jax.config.jax_compilation_cache_dir:  # reruns and resumed runs reuse the compiled programs
-            jax.config.update("jax_compilation_cache_dir", str(assets.cache_dir() / "xla"))
+        assets.use_compilation_cache()
         model = registry.load(config.model.name)
         train_data.register_task_files(config, model.tokenizer)
         n_lower = features.n_lower_layers(config, model.cfg)

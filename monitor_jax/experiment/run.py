@@ -4,12 +4,22 @@ elicitation pipeline and the experiment runner."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+import jax
 import numpy as np
+
+from monitor_jax.core import assets, sharding
+from monitor_jax.data import pipeline, tasks
+from monitor_jax.eval import metrics, scoring
+from monitor_jax.eval.protocols import thinking
+from monitor_jax.model import registry
+from monitor_jax.train import data as train_data
+from monitor_jax.train import loop
 
 
 def make_evaluate(config: Any, model: Any, mesh: Any = None) -> Callable[[Any, int], dict[str, float]]:
@@ -18,9 +28,6 @@ def make_evaluate(config: Any, model: Any, mesh: Any = None) -> Callable[[Any, i
     Each task contributes its `config.eval.split` examples under the primary prompt (`limit_per_task`,
     stratified, seeded by `config.seed`), scored with the training max_len/buckets by `eval.scoring`.
     """
-    from monitor_jax.data import pipeline, tasks
-    from monitor_jax.eval import metrics, scoring
-
     names = tuple(config.eval.tasks)
     examples = []
     for name in names:
@@ -45,27 +52,21 @@ def make_evaluate(config: Any, model: Any, mesh: Any = None) -> Callable[[Any, i
     return evaluate
 
 
-def train(config: Any, workdir: str | os.PathLike, model: Any = None, *, progress: bool = True) -> dict[str, Any]:
-    """Train `config` in `workdir` (resuming from its latest checkpoint), evaluating `config.eval.tasks` on
-    validation as it goes; returns the loop's summary. `model`: an already loaded `registry.LoadedModel`."""
-    import jax
-
-    from monitor_jax.model import registry
-    from monitor_jax.train import data as train_data
-    from monitor_jax.core import sharding
-    from monitor_jax.train import loop
-
-    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):  # a relaunch (resume) reuses the compiled steps
-        from monitor_jax.core import assets
-
-        jax.config.update("jax_compilation_cache_dir", str(assets.cache_dir() / "xla"))
+def train(config: Any, workdir: str | os.PathLike, model: Any = None, *, progress: bool = True,
+          evaluate: Callable[[Any, int], dict[str, float]] | None = None, feature_store: Any = None) -> dict[str, Any]:
+    """Train `config` in `workdir` (resuming from its latest checkpoint), evaluating as it goes; returns the loop's
+    summary. The one path from a config to a trained run: `monitor-jax train`, elicitation and the experiment
+    runner all come through here. `model`: an already loaded `registry.LoadedModel`; `evaluate`: the periodic
+    evaluator (default: `make_evaluate` on `config.eval.tasks`, none when it is empty); `feature_store`: a
+    `features.MemoryStore` shared with other runs on the same frozen stack."""
+    assets.use_compilation_cache()  # a relaunch (resume) reuses the compiled steps
     model = model if model is not None else registry.load(config.model.name)
     train_data.register_task_files(config, model.tokenizer)
-    evaluate = None
-    if tuple(config.eval.tasks):
+    if evaluate is None and tuple(config.eval.tasks):
         mesh = sharding.make_mesh(config.mesh.shape) if jax.process_count() > 1 else None
         evaluate = make_evaluate(config, model, mesh)
-    return loop.train_and_evaluate(config, workdir, evaluate, model=model, progress=progress)
+    return loop.train_and_evaluate(config, workdir, evaluate, model=model, progress=progress,
+                                   feature_store=feature_store)
 
 
 def elicit_task(config: Any, workdir: str | os.PathLike, labels: str, *, name: str | None = None,
@@ -75,10 +76,6 @@ def elicit_task(config: Any, workdir: str | os.PathLike, labels: str, *, name: s
     task file named `name` (default `config.elicit.pseudo_task`) (`labels="pseudo"`), or the same items with their gold labels
     (`labels="gold"`: the supervised comparison of the same size). Returns (task file path, facts about it);
     with pseudo labels, no gold label is read."""
-    from monitor_jax.data import pipeline, tasks
-    from monitor_jax.eval import thinking
-    from monitor_jax.model import registry
-
     e = config.elicit
     if labels not in ("pseudo", "gold"):
         raise ValueError(f"config.elicit.labels must be 'pseudo' or 'gold', got {labels!r}")
@@ -118,11 +115,6 @@ def elicit(config: Any, workdir: str | os.PathLike, *, thinker: Callable[[list],
     Gold labels of the unlabelled items are read only after training (or, for `labels="gold"`, right before it),
     for the summary (`workdir/elicit/summary.json`).
     """
-    import json
-
-    from monitor_jax.data import tasks
-    from monitor_jax.eval import metrics
-
     task_file, f = elicit_task(config, workdir, config.elicit.labels, thinker=thinker, progress=progress)
     with config.unlocked():
         config.data.task_files = (str(task_file),)
@@ -143,10 +135,6 @@ def _thinking_scores(path: Any, model: Any, examples: list, config: Any, thinker
                      progress: bool) -> np.ndarray:
     """With-thinking scores of `examples` (or `thinker`'s), from `path` when an earlier run saved them for the same
     ids; saved with each example's reasoning."""
-    import json
-
-    from monitor_jax.eval import thinking
-
     ids = [ex.id for ex in examples]
     if path.exists():
         rows = [json.loads(line) for line in path.read_text().splitlines()]

@@ -28,9 +28,9 @@ from typing import Any, Callable
 import numpy as np
 
 from monitor_jax.eval import metrics
-from monitor_jax.experiment import cells, compare, item_scores, preconditions, retention, views
-from monitor_jax.model import transformer, weights
-from monitor_jax.train import loop
+from monitor_jax.experiment import cells, compare, item_scores, preconditions, retention, run, views
+from monitor_jax.model import weights
+from monitor_jax.train.mode import TrainMode
 
 log = logging.getLogger(__name__)
 
@@ -39,34 +39,30 @@ class BudgetExhausted(RuntimeError):
     """The next run would exceed `experiment.budget_minutes`."""
 
 
-def _trainable(params: Any, n_lower: int) -> dict:
-    upper = transformer.split_params(params, n_lower)[1]
-    return {"layers": upper["layers"], "final_norm": upper["final_norm"]}
-
-
 def train_run(shared: cells.Shared, config: Any, arm: Any, seed: int, progress: bool = True) -> Path:
     """Trains one (arm, seed) unless its directory already holds a finished run; returns that directory."""
     rdir = cells.run_dir(shared.runs_dir, config, arm, seed)
     if (rdir / "run.json").exists():
         return rdir
     rc = cells.run_config(config, arm, seed)
+    mode = TrainMode.from_config(rc)
     select = cells.selection(config, arm)
     rdir.mkdir(parents=True, exist_ok=True)
     curve: list[dict] = []
 
     def evaluate(params: Any, step: int) -> dict[str, float]:
-        upper = shared.upper_with(_trainable(params, shared.n_lower))
+        upper = shared.upper_with(mode.split(params, shared.model.cfg)[0])
         row = {f"auroc/{n}": metrics.auroc(shared.score(rc, upper, ex), np.asarray([e.label for e in ex]))
                for n, ex in select}
         curve.append({"step": int(step), **row})
         return row
 
     start = time.perf_counter()
-    summary = loop.train_and_evaluate(rc, rdir / "work", evaluate, model=shared.model, progress=progress,
-                                      feature_store=shared.store)
+    summary = run.train(rc, rdir / "work", shared.model, evaluate=evaluate, progress=progress,
+                        feature_store=shared.store)
     chosen = summary.get("best_export") or summary["export"]
     _, params = weights.load_hf(chosen)
-    cells.save_tree(rdir / "chosen_top.npz", _trainable(params, shared.n_lower))
+    cells.save_tree(rdir / "chosen_top.npz", mode.split(params, shared.model.cfg)[0])
     for sub in ("export", "checkpoints"):  # the chosen top layers are kept; the full copies are not needed
         shutil.rmtree(rdir / "work" / sub, ignore_errors=True)
     cells.write_json(rdir / "run.json", {"arm": arm.name, "seed": int(seed), "best_step": summary.get("best_step"),

@@ -2,12 +2,13 @@
 
 A cell's `view`:
 - "plain" (default): the arm classifies the input (top layers on cached features, `cells.plain_scores`);
-- "thinking": the arm reasons for up to `budget` tokens, then its answer slot is scored (`eval/thinking.py`);
+- "thinking": the arm reasons for up to `budget` tokens, then its answer slot is scored
+  (`eval/protocols/thinking.py`);
 - "thinking_control": the same two-turn conversation with an empty reasoning turn (no generation);
 - "summary": the arm summarizes each input in at most `budget` tokens and a fixed judge (the first run of the
   arm named by `judge`, or "base") classifies the summary alone with the cell's prompt. Beside each summarizing
   arm A the cell gets two pseudo-arms: "A:first_n", the judge on the first N tokens of each input (N = the
-  length of A's summary of it, `eval/summarize.py`), and "full_input", the judge on the whole input.
+  length of A's summary of it, `eval/protocols/summarize.py`), and "full_input", the judge on the whole input.
 
 Generation runs on the whole model (the base lower layers + the run's top layers); the judge scores from the
 shared lower-layer features like every plain cell, which equals its full forward. Reasoning and summaries are
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from monitor_jax.data import tasks
-from monitor_jax.eval import summarize, thinking
+from monitor_jax.eval.protocols import summarize, thinking
 from monitor_jax.experiment import cells
 
 VIEWS = ("plain", "thinking", "thinking_control", "summary")

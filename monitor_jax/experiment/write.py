@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from monitor_jax.data import hygiene
-from monitor_jax.eval import metrics
+from monitor_jax.eval import metrics, tables
 from monitor_jax.experiment import cells, compare, decide, item_scores, views
 
 
@@ -105,13 +105,7 @@ def _run_info(rdir: Path) -> dict:
             "selected_on": run["selected_on"], "dir": Path(rdir).name}
 
 
-def _ci(d: dict | None) -> str:
-    if d is None:
-        return "n/a"
-    return metrics.fmt_ci(metrics.CI(d["estimate"], d["low"], d["high"]))
-
-
-def _comparison_text(c: dict) -> str:
+def _comparison_row(c: dict) -> list[str]:
     roles = {r: c[r] for r in compare.KINDS[c["kind"]]}
     if c["kind"] == "diff":
         what = f"AUROC({roles['b']}) − AUROC({roles['a']})"
@@ -119,9 +113,9 @@ def _comparison_text(c: dict) -> str:
         what = f"gap recovered by {roles['arm']} (base {roles['base']}, in-domain {roles['ref']})"
     else:
         what = f"gap({roles['arm']}) − gap({roles['other']}) (base {roles['base']}, in-domain {roles['ref']})"
-    value = "undefined (denominator CI includes 0)" if c.get("ci") and not c["defined"] else _ci(c.get("ci"))
-    return f"| {c['cell']} | {what} | {'+' if int(c.get('direction', 1)) > 0 else '−'} | {value} | " \
-           f"{c['verdict']}{' (primary)' if c.get('primary') else ''} |"
+    value = "undefined (denominator CI includes 0)" if c.get("ci") and not c["defined"] else tables.ci_text(c.get("ci"))
+    return [c["cell"], what, "+" if int(c.get("direction", 1)) > 0 else "−", value,
+            c["verdict"] + (" (primary)" if c.get("primary") else "")]
 
 
 def markdown(res: dict) -> str:
@@ -145,45 +139,43 @@ def markdown(res: dict) -> str:
             f"- command: `{res['command']}`",
             f"- training {res['train_minutes']:.1f} min (budget {res['budget_minutes']:.0f}), wall "
             f"{res['wall_minutes']:.1f} min, {res['machine']}, written {res['written']}", ""]
-    out += ["## AUROC (95 % CI; seed range = max − min of the per-seed AUROCs)", "",
-            "| cell | role | n pos/neg | length-only | TF-IDF | " + " | ".join(res["arms"][a]["label"]
-                                                                       for a in arm_names) + " |",
-            "|---|---|---|---|---|" + "---|" * len(arm_names)]
+    rows = []
     for k, c in res["cells"].items():
         vals = []
         for a in arm_names:
             s = c["arms"].get(a)
-            vals.append("—" if s is None else _ci(s["auroc"]) + (
+            vals.append("—" if s is None else tables.ci_text(s["auroc"]) + (
                 f"; range {s['seed_spread']:.3f}" if len(s["per_seed"]) > 1 else ""))
         b = c["baselines"]
-        out.append(f"| {k} | {c['role']} | {c['n_pos']}/{c['n_neg']} | {metrics.fmt_value(b['length_auroc'])} | "
-                   f"{metrics.fmt_value(b['tfidf_auroc'])} | " + " | ".join(vals) + " |")
+        rows.append([k, c["role"], f"{c['n_pos']}/{c['n_neg']}", metrics.fmt_value(b["length_auroc"]),
+                     metrics.fmt_value(b["tfidf_auroc"]), *vals])
+    out += ["## AUROC (95 % CI; seed range = max − min of the per-seed AUROCs)", ""]
+    out += tables.markdown_table(["cell", "role", "n pos/neg", "length-only", "TF-IDF",
+                                  *(res["arms"][a]["label"] for a in arm_names)], rows)
     out += ["", "Shortcut baselines: logistic regressions on the task's train split (length only; TF-IDF word "
             "1–2-grams), scored on the same items. —: the arm is not scored on that cell (or its runs were "
             "skipped, see above).", ""]
     out += _generation_md(res)
     out += _preconditions_md(res)
-    out += ["## Comparisons", "",
-            "| cell | quantity | claimed sign | estimate [95 % CI] | verdict |", "|---|---|---|---|---|"]
-    out += [_comparison_text(c) for c in res["comparisons"]]
+    out += ["## Comparisons", ""]
+    out += tables.markdown_table(["cell", "quantity", "claimed sign", "estimate [95 % CI]", "verdict"],
+                                 [_comparison_row(c) for c in res["comparisons"]])
     if res.get("retention"):
         r = res["retention"]
         ref = r["reference"]
         out += ["", "## Instruction-following retention", "",
                 f"Held-out ShareGPT answers ({r['n_conversations']} validation conversations): mean NLL per answer "
                 f"token (lower is better; 95 % bootstrap CI over conversations, paired difference vs {ref}); "
-                f"greedy generation checks passed (of {r['n_checks']}, per seed).", "",
-                "| arm | IF answer NLL | Δ vs " + ref + " | checks passed |", "|---|---|---|---|"]
-        for a, s in r["if_nll"].items():
-            d = s.get("diff_vs_" + ref)
-            out.append(f"| {res['arms'][a]['label']} | {_ci(s['mean'])} | {_ci(d) if d else ''} | "
-                       f"{', '.join(str(c) for c in r['checks_passed'][a])} |")
-    out += ["", "## Runs", "", "| arm | seed | chosen step | training min | chosen on (validation) |",
-            "|---|---|---|---|---|"]
-    for a, info in res["arms"].items():
-        for r in info["runs"]:
-            out.append(f"| {a} | {r['seed']} | {r['best_step']} | {r['train_minutes']:.1f} | "
-                       f"{', '.join(r['selected_on'])} |")
+                f"greedy generation checks passed (of {r['n_checks']}, per seed).", ""]
+        out += tables.markdown_table(
+            ["arm", "IF answer NLL", "Δ vs " + ref, "checks passed"],
+            [[res["arms"][a]["label"], tables.ci_text(s["mean"]),
+              tables.ci_text(s["diff_vs_" + ref]) if s.get("diff_vs_" + ref) else "",
+              ", ".join(str(c) for c in r["checks_passed"][a])] for a, s in r["if_nll"].items()])
+    out += ["", "## Runs", ""]
+    runs = [[a, r["seed"], r["best_step"], f"{r['train_minutes']:.1f}", ", ".join(r["selected_on"])]
+            for a, info in res["arms"].items() for r in info["runs"]]
+    out += tables.markdown_table(["arm", "seed", "chosen step", "training min", "chosen on (validation)"], runs)
     if res["notes"]:
         out += ["", "## Notes", ""] + [f"- {n}" for n in res["notes"]]
     out += ["", "![AUROC per arm](auroc.png)", ""]
@@ -210,17 +202,17 @@ def _preconditions_md(res: dict) -> list[str]:
     if not res.get("preconditions"):
         return []
     out = ["## Preconditions", "", "A failed precondition makes every comparison on the cells it guards "
-           "**not testable** (never refuted).", "", "| precondition | value | needed | holds | guards |",
-           "|---|---|---|---|---|"]
+           "**not testable** (never refuted).", ""]
+    rows = []
     for p in res["preconditions"]:
-        value = _ci(p["ci"]) if p.get("ci") else metrics.fmt_value(p.get("value"))
+        value = tables.ci_text(p["ci"]) if p.get("ci") else metrics.fmt_value(p.get("value"))
         need = {"diff": f"CI {'above' if int(p.get('direction', 1)) > 0 else 'below'} 0",
                 "label_agreement": f"CI above {p.get('threshold')}",
                 "exposure_ratio": f"≤ {p.get('threshold')}"}.get(p["kind"], f"≥ {p.get('threshold')}")
         holds = {True: "yes", False: "**no**", None: "not evaluated"}[p.get("passed")]
-        out.append(f"| {p['what']} | {value}{' — ' + p['note'] if p.get('note') else ''} | {need} | {holds} | "
-                   f"{', '.join(p.get('guards') or ['all cells'])} |")
-    return out + [""]
+        rows.append([p["what"], value + (" — " + p["note"] if p.get("note") else ""), need, holds,
+                     ", ".join(p.get("guards") or ["all cells"])])
+    return out + tables.markdown_table(["precondition", "value", "needed", "holds", "guards"], rows) + [""]
 
 
 def _generation_md(res: dict) -> list[str]:
@@ -233,20 +225,21 @@ def _generation_md(res: dict) -> list[str]:
             "summary": "summarizes (≤ {b} tokens, greedy); the judge (`{j}`, its first run) reads the summary"}
     out = ["## Generated text", "", "Per arm, one value per seed: mean generated tokens, the share cut at the budget, "
            "and the most common text with its share (a model writing the same words for every item does not reason "
-           "or summarize).", "", "| cell | how | arm | mean tokens | at the cap | most common text (share) |",
-           "|---|---|---|---|---|---|"]
+           "or summarize).", ""]
+    rows = []
     for k, c in made.items():
         how = what[c["view"]].format(b=c["budget"], j=c["judge"])
         if not c.get("generation"):
-            out.append(f"| {k} | {how} | | | | |")
+            rows.append([k, how, "", "", "", ""])
             continue
         for arm, g in c["generation"].items():
             toks = ", ".join(f"{t:.1f}" for t in g["mean_tokens"])
             cap = ", ".join(f"{100 * f:.0f} %" for f in g["at_cap"])
-            top = "; ".join(f"“{t.replace('|', '/').replace(chr(10), ' ')}” ({100 * f:.0f} %)"
+            top = "; ".join(f"“{t.replace(chr(10), ' ')}” ({100 * f:.0f} %)"
                             for t, f in zip(g.get("top_text", []), g.get("top_share", [])))
-            out.append(f"| {k} | {how} | {res['arms'].get(arm, {}).get('label', arm)} | {toks} | {cap} | {top} |")
-    return out + [""]
+            rows.append([k, how, res["arms"].get(arm, {}).get("label", arm), toks, cap, top])
+    header = ["cell", "how", "arm", "mean tokens", "at the cap", "most common text (share)"]
+    return out + tables.markdown_table(header, rows) + [""]
 
 
 def plot(res: dict, path: Path) -> None:
@@ -320,10 +313,10 @@ def table(res: dict) -> str:
     arms = list(res["arms"])
     lines = [f"{'cell':<34} {'n+/n-':>8}  " + "  ".join(f"{res['arms'][a]['label'][:22]:<22}" for a in arms)]
     for k, c in res["cells"].items():
-        vals = [_ci(c["arms"][a]["auroc"]) if a in c["arms"] else "—" for a in arms]
+        vals = [tables.ci_text(c["arms"][a]["auroc"]) if a in c["arms"] else "—" for a in arms]
         lines.append(f"{k:<34} {c['n_pos']:>3}/{c['n_neg']:<4}  " + "  ".join(f"{v:<22}" for v in vals))
         for cmp in (x for x in res["comparisons"] if x["cell"] == k and x["kind"] == "diff"):
             sign = compare.recompute_verdict({**cmp, "direction": 1})  # the CI's side of 0, whatever is claimed
             reading = {"reproduced": "gain", "refuted": "worse"}.get(sign, "no clear change")
-            lines.append(f"{'':<34} {'':>8}  Δ {cmp['b']} − {cmp['a']}: {_ci(cmp.get('ci'))}  -> {reading}")
+            lines.append(f"{'':<34} {'':>8}  Δ {cmp['b']} − {cmp['a']}: {tables.ci_text(cmp.get('ci'))}  -> {reading}")
     return "\n".join(lines)

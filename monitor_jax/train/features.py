@@ -33,6 +33,7 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec as P
 
 from monitor_jax.model import transformer
+from monitor_jax.train.mode import TrainMode
 from monitor_jax.core import sharding as shd
 from monitor_jax.train import step as step_lib
 
@@ -42,13 +43,13 @@ STORES = ("memory", "disk")
 
 
 def n_lower_layers(config: Any, model_cfg: transformer.ModelConfig) -> int:
-    """The number of frozen lower layers (L - top_k); at least 1 for caching to make sense."""
-    k = int(config.train.top_k)
-    n_lower = model_cfg.n_layers - k
-    if not 1 <= k or n_lower < 1:
-        raise ValueError(f"config.train.cache_features needs 1 <= top_k < n_layers={model_cfg.n_layers} "
-                         f"(a frozen lower stack to cache), got top_k={k}")
-    return n_lower
+    """The number of frozen lower layers (`TrainMode.n_lower`); at least 1 for caching to make sense."""
+    mode = TrainMode.from_config(config)
+    if mode.kind != "top_k_layers" or not 1 <= mode.top_k < model_cfg.n_layers:
+        raise ValueError(f"config.train.cache_features needs train.mode='top_k_layers' with 1 <= top_k < "
+                         f"n_layers={model_cfg.n_layers} (a frozen lower stack to cache), got {mode.kind!r}, "
+                         f"top_k={mode.top_k}")
+    return mode.n_lower(model_cfg)
 
 
 def lower_forward(cfg: transformer.ModelConfig, frozen: Any, tokens: jax.Array, positions: jax.Array,

@@ -32,7 +32,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -41,9 +40,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from monitor_jax.core import distributed
+from monitor_jax.core import distributed, io
 from monitor_jax.model import registry, weights
 from monitor_jax.train import data as data_lib
+from monitor_jax.train import checkpoint, metric_log
+from monitor_jax.train.mode import TrainMode
 from monitor_jax.core import sharding
 from monitor_jax.train import state as state_lib
 from monitor_jax.train import step as step_lib
@@ -51,116 +52,16 @@ from monitor_jax.train import step as step_lib
 log = logging.getLogger(__name__)
 
 Evaluate = Callable[[Any, int], dict[str, float]]
-METRICS_FILE = "metrics.jsonl"
 BEST_FILE = "best.json"
-_MEAN_KEYS = ("loss", "accuracy", "grad_norm", "cls_loss", "if_loss")
-_SUM_KEYS = ("n_examples", "n_tokens", "n_classification")
 
 
 class TrainingDiverged(FloatingPointError):
     """The loss or gradient norm of a step was NaN or infinite."""
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def read_metrics(workdir: str | os.PathLike) -> list[dict]:
-    """The complete lines of `workdir/metrics.jsonl` (a torn last line, if any, is ignored)."""
-    path = Path(workdir) / METRICS_FILE
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
-        if line.endswith("\n"):
-            rows.append(json.loads(line))
-    return rows
-
-
-def _summary_writer() -> type:
-    """tensorboardX's SummaryWriter, imported without torch: tensorboardX imports torch when it is installed
-    (seconds, and the product never imports torch); it works without it."""
-    import sys
-
-    if "tensorboardX" in sys.modules or "torch" in sys.modules:
-        from tensorboardX import SummaryWriter
-        return SummaryWriter
-    sys.modules["torch"] = None  # type: ignore[assignment]  # makes `import torch` raise ImportError
-    try:
-        from tensorboardX import SummaryWriter
-    finally:
-        del sys.modules["torch"]
-    return SummaryWriter
-
-
-class MetricLog:
-    """metrics.jsonl (each line appended with one write(2) on an O_APPEND fd: a crash leaves no half line) and
-    TensorBoard scalars. On resume, lines and TensorBoard points after `resume_step` are dropped."""
-
-    def __init__(self, workdir: Path, resume_step: int | None, enabled: bool = True):
-        self.enabled = enabled
-        if not enabled:
-            return
-        self.path = workdir / METRICS_FILE
-        if resume_step is not None:
-            keep = [r for r in read_metrics(workdir) if r.get("step", 0) <= resume_step]
-            _atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in keep))
-        elif self.path.exists():
-            self.path.unlink()  # a fresh run (no checkpoint): start a fresh log
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        # TensorBoard hides points at steps >= purge_step: those a crashed launch wrote after the checkpoint.
-        self.tb = _summary_writer()(str(workdir / "tb"), purge_step=resume_step + 1 if resume_step else None)
-
-    def write(self, row: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        os.write(self._fd, (json.dumps(row) + "\n").encode("utf-8"))
-        step = int(row["step"])
-        for key, value in row.items():
-            if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
-                self.tb.add_scalar(key, value, step)
-        self.tb.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            os.close(self._fd)
-            self.tb.close()
-
-
-class _Window:
-    """Running sums of the per-step metrics between two log lines (JSON round-trips exactly)."""
-
-    def __init__(self, state: dict | None = None):
-        self.s = dict(state) if state else {"steps": 0}
-
-    def add(self, m: dict[str, float], real_tokens: int) -> None:
-        self.s["steps"] += 1
-        for k in _MEAN_KEYS + _SUM_KEYS:
-            if k in m:
-                self.s[k] = self.s.get(k, 0.0) + m[k]
-        self.s["lr"] = m.get("lr", 0.0)
-        self.s["real_tokens"] = self.s.get("real_tokens", 0) + real_tokens
-
-    def row(self) -> dict[str, float]:
-        n = max(self.s["steps"], 1)
-        out = {f"train/{k}": self.s[k] / n for k in _MEAN_KEYS if k in self.s}
-        out.update({f"train/{k}": self.s[k] for k in _SUM_KEYS if k in self.s})
-        out["train/lr"] = self.s.get("lr", 0.0)
-        return out
-
-
 @jax.jit
 def _count_tokens(segment_ids: jax.Array) -> jax.Array:
     return jnp.sum(segment_ids > 0, dtype=jnp.int32)
-
-
-def _saved_part(tree: Any) -> dict:
-    """What a checkpoint holds of a TrainState (of arrays or of shardings): everything but the frozen base."""
-    return {"step": tree.step, "trainable": tree.trainable, "opt_state": tree.opt_state}
 
 
 def _host(tree: Any) -> Any:
@@ -171,40 +72,6 @@ def _host(tree: Any) -> Any:
 
         return multihost_utils.process_allgather(tree, tiled=True)
     return jax.tree_util.tree_map(np.asarray, tree)
-
-
-def restore_checkpoint(manager: Any, step: int, state: Any, shardings: Any) -> tuple[Any, dict]:
-    """Checkpoint `step` of an Orbax `manager` (as `train_and_evaluate` writes them) restored into `state`'s
-    trainable params, optimizer state and step, laid out by `shardings` (a TrainState of NamedShardings on this
-    run's mesh, whatever mesh or process count wrote it); returns (state, the checkpoint's JSON data)."""
-    import orbax.checkpoint as ocp
-
-    target = jax.tree_util.tree_map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                                    _saved_part(state), _saved_part(shardings))
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
-                                                             data=ocp.args.JsonRestore()))
-    return state.replace(**restored["state"]), restored["data"]
-
-
-def _iterator_state(data: dict, step: int) -> dict:
-    """This process's data-iterator state from a checkpoint's JSON (`iterators`: one per process that wrote it).
-
-    Launched with a different process count, every process takes process 0's position (stage, step, batches
-    drawn): the stage schedule continues, but the hosts' data shards differ, so the batches after the restore
-    are not those of an uninterrupted run (parameters and optimizer state are restored exactly)."""
-    states = data.get("iterators") or [data["iterator"]]  # "iterator": checkpoints written before multi-host
-    if len(states) == jax.process_count():
-        return states[jax.process_index()]
-    log.warning("checkpoint %d was written by %d process(es), this run has %d: resuming the data stream at its "
-                "position (stage %s, step %s) over this run's shards, so later batches differ from an "
-                "uninterrupted run", step, len(states), jax.process_count(), states[0].get("stage"),
-                states[0].get("step"))
-    return states[0]
-
-
-def _reproducible(row: dict) -> dict:
-    """A metrics row without the keys that depend on the machine or the launch: `time/*` and `cache/*`."""
-    return {k: v for k, v in row.items() if not k.startswith(("time/", "cache/"))}
 
 
 def _finite_mean(values: list[float]) -> float:
@@ -240,7 +107,7 @@ class _Run:
                 log.warning("%s: the config differs from the previous launch's; a resumed run follows the new one "
                             "(the old one is kept as config.previous.json)", self.workdir)
                 os.replace(old, self.workdir / "config.previous.json")
-            _atomic_write(old, text)
+            io.write_text(old, text)
 
         self.mesh = sharding.make_mesh(config.mesh.shape)
         if model is None:  # an hf: checkpoint streams straight into its shards (no full host copy)
@@ -261,11 +128,11 @@ class _Run:
         self.ckpt = ocp.CheckpointManager(self.workdir / "checkpoints", options=options)
         self.records = {"window": None, "best": None, "tokens": 0, "last_row": None}
         self.start = self._restore()
-        self.window = _Window(self.records["window"])
-        self.metric_log = MetricLog(self.workdir, self.start if self.start else None, self.main)
+        self.window = metric_log.Window(self.records["window"])
+        self.metric_log = metric_log.MetricLog(self.workdir, self.start if self.start else None, self.main)
         if self.main:
             self._write_best()
-            _atomic_write(self.workdir / "data_stats.json", json.dumps(self.stream.stats(), indent=2) + "\n")
+            io.write_text(self.workdir / "data_stats.json", json.dumps(self.stream.stats(), indent=2) + "\n")
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=self.total, initial=self.start, desc="train", unit="step",
@@ -282,8 +149,8 @@ class _Run:
                 for name in ("export", "tb"):
                     shutil.rmtree(self.workdir / name, ignore_errors=True)
             return 0
-        self.state, data = restore_checkpoint(self.ckpt, latest, self.state, self.shardings)
-        self.stream.set_state(_iterator_state(data, latest))
+        self.state, data = checkpoint.restore_checkpoint(self.ckpt, latest, self.state, self.shardings)
+        self.stream.set_state(checkpoint.iterator_state(data, latest))
         self.records.update(data["records"])
         step = int(np.asarray(self.state.step))
         if step != latest:
@@ -302,7 +169,7 @@ class _Run:
         ocp = self.ocp
         self.records["window"] = self.window.s
         data = {"iterators": distributed.allgather_json(self.stream.get_state()), "records": self.records}
-        self.ckpt.save(s, args=ocp.args.Composite(state=ocp.args.StandardSave(_saved_part(self.state)),
+        self.ckpt.save(s, args=ocp.args.Composite(state=ocp.args.StandardSave(checkpoint.saved_part(self.state)),
                                                   data=ocp.args.JsonSave(data)))
         self.last_saved = s
 
@@ -333,14 +200,14 @@ class _Run:
         if self.features is not None:
             row.update({f"cache/{k}": v for k, v in self.features.stats().items()})
         self.bar.set_postfix(loss=f"{row['train/loss']:.4f}", tok_s=f"{tps:.0f}", refresh=False)
-        self.window = _Window()
-        self.records["last_row"] = _reproducible(row)
+        self.window = metric_log.Window()
+        self.records["last_row"] = metric_log.reproducible(row)
         return row
 
     # --- evaluation and export ---------------------------------------------------------------------------------
 
     def _full_params(self) -> Any:
-        return state_lib.full_params(self.state, self.config, self.model.cfg)
+        return state_lib.full_params(self.state, TrainMode.from_config(self.config), self.model.cfg)
 
     def _export(self, s: int, params: Any | None = None) -> Path:
         path = self.workdir / "export" / f"step_{s}"
@@ -352,7 +219,7 @@ class _Run:
     def _write_best(self) -> None:
         best = self.records["best"]
         if best is not None:
-            _atomic_write(self.workdir / BEST_FILE, json.dumps(best, indent=2) + "\n")
+            io.write_text(self.workdir / BEST_FILE, json.dumps(best, indent=2) + "\n")
         elif (self.workdir / BEST_FILE).exists():
             (self.workdir / BEST_FILE).unlink()
 
@@ -416,7 +283,7 @@ class _Run:
                     pending = None
                     if self.evaluate is not None and self._is("eval", s):
                         row = {**(row or {"step": s}), **self._eval(s)}
-                        self.records["last_row"] = _reproducible(row)
+                        self.records["last_row"] = metric_log.reproducible(row)
                     if row is not None:
                         self.metric_log.write(row)
                     if self._is("checkpoint", s):

@@ -97,9 +97,9 @@ def _residual_bytes(config: Any, cfg: transformer.ModelConfig, remat: str, rows:
     cfg = step.compute_config(c, cfg)
     batch = pipeline.collate([None] * rows, int(config.data.max_len), rows, 0, {})
     batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch.items() if v.dtype.kind in "biuf"}
-    trainable, frozen = jax.eval_shape(lambda p: state.split_for_mode(p, c, cfg),
-                                       meta.unbox(transformer.abstract_params(cfg)))
-    res = saved_residuals(lambda t, f, b: step.loss_fn(t, f, b, c, cfg)[0], trainable, frozen, batch)
+    spec = step.Spec.from_config(c)
+    trainable, frozen = jax.eval_shape(lambda p: spec.mode.split(p, cfg), meta.unbox(transformer.abstract_params(cfg)))
+    res = saved_residuals(lambda t, f, b: step.loss_fn(t, f, b, spec, cfg)[0], trainable, frozen, batch)
     return sum(int(np.prod(aval.shape)) * np.dtype(aval.dtype).itemsize for aval, _ in res)
 
 

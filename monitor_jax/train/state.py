@@ -1,11 +1,4 @@
-"""Train state: what is trained (full / LoRA / top-k layers), the optimizer, and the state built already sharded.
-
-Modes (`config.train.mode`):
-- "full": every param is trainable; `frozen` is None.
-- "lora": `trainable` is the LoRA tree (`model/lora.py`); `frozen` is the whole base model.
-- "top_k_layers": `trainable` = {"layers": the top k layers, "final_norm"}; `frozen` = everything else (the
-  embedding, which is also the tied LM head, an untied `lm_head`, and the lower L-k layers) — so cached
-  lower-layer activations stay valid while the top trains.
+"""Train state: the optimizer and the state built already sharded; what is trained is `mode.TrainMode`'s.
 
 Trainable params and optimizer state are float32; frozen params are stored in `config.train.frozen_dtype` and
 get no optimizer state. The state is created by `jax.jit(init, out_shardings=...)` from the abstract state
@@ -26,12 +19,11 @@ import optax
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from monitor_jax.model import loading, lora, transformer
-from monitor_jax.model.registry import LoadedModel
 from monitor_jax.core import sharding as shd
+from monitor_jax.model import loading, transformer
+from monitor_jax.model.registry import LoadedModel
+from monitor_jax.train.mode import TrainMode
 
-MODES = ("full", "lora", "top_k_layers")
-FROZEN_DTYPES = ("float32", "bfloat16")
 DECAYS = ("cosine", "linear", "constant")
 
 
@@ -43,25 +35,6 @@ class TrainState:
     trainable: Any
     frozen: Any
     opt_state: Any
-
-
-def _mode(config: Any) -> str:
-    mode = config.train.mode
-    if mode not in MODES:
-        raise ValueError(f"config.train.mode must be one of {MODES}, got {mode!r}")
-    return mode
-
-
-def _top_k(config: Any, model_cfg: transformer.ModelConfig) -> int:
-    k = int(config.train.top_k)
-    if not 1 <= k <= model_cfg.n_layers:
-        raise ValueError(f"config.train.top_k must be in [1, n_layers={model_cfg.n_layers}], got {k}")
-    return k
-
-
-def _cast(tree: Any, dtype: Any) -> Any:
-    dtype = jnp.dtype(dtype)
-    return jax.tree_util.tree_map(lambda x: jnp.asarray(x).astype(dtype), tree)
 
 
 def make_schedule(optim: Any) -> optax.Schedule:
@@ -108,62 +81,18 @@ def make_optimizer(optim: Any) -> optax.GradientTransformation:
     return optax.chain(*chain)
 
 
-def split_for_mode(params: Any, config: Any, model_cfg: transformer.ModelConfig) -> tuple[Any, Any]:
-    """(trainable float32, frozen in `frozen_dtype` or None) for the configured mode. LoRA factors are fresh
-    (B = 0), seeded by `config.seed`."""
-    mode = _mode(config)
-    frozen_dtype = config.train.frozen_dtype
-    if frozen_dtype not in FROZEN_DTYPES:
-        raise ValueError(f"config.train.frozen_dtype must be one of {FROZEN_DTYPES}, got {frozen_dtype!r}")
-    if mode == "full":
-        return _cast(params, jnp.float32), None
-    if mode == "lora":
-        lc = config.train.lora
-        rng = jax.random.fold_in(jax.random.key(int(config.seed)), 0x10AA)
-        return lora.init_lora(params, tuple(lc.targets), int(lc.rank), rng), _cast(params, frozen_dtype)
-    n_lower = model_cfg.n_layers - _top_k(config, model_cfg)
-    layers = params["layers"]
-    trainable = {"layers": jax.tree_util.tree_map(lambda x: x[n_lower:], layers), "final_norm": params["final_norm"]}
-    frozen = {k: v for k, v in params.items() if k not in ("layers", "final_norm")}
-    if n_lower:
-        frozen["layers"] = jax.tree_util.tree_map(lambda x: x[:n_lower], layers)
-    return _cast(trainable, jnp.float32), _cast(frozen, frozen_dtype)
-
-
-def assemble(trainable: Any, frozen: Any, config: Any, model_cfg: transformer.ModelConfig, dtype: Any = None) -> Any:
-    """The full model param tree from (trainable, frozen): merged LoRA / re-stacked top-k layers, in `dtype`
-    (default `model_cfg.param_dtype`)."""
-    dtype = jnp.dtype(dtype or model_cfg.param_dtype)
-    mode = _mode(config)
-    if mode == "full":
-        return _cast(trainable, dtype)
-    if mode == "lora":
-        lc = config.train.lora
-        return _cast(lora.merge(frozen, trainable, float(lc.alpha), int(lc.rank), dtype=dtype), dtype)
-    out = {**_cast(frozen, dtype), "final_norm": _cast(trainable["final_norm"], dtype)}
-    upper = _cast(trainable["layers"], dtype)
-    if "layers" in frozen:
-        upper = jax.tree_util.tree_map(lambda lo, up: jnp.concatenate([lo, up], axis=0), out["layers"], upper)
-    out["layers"] = upper
-    return out
-
-
-def full_params(state: TrainState, config: Any, model_cfg: transformer.ModelConfig, dtype: Any = None) -> Any:
+def full_params(state: TrainState, mode: TrainMode, model_cfg: transformer.ModelConfig, dtype: Any = None) -> Any:
     """The full model params of a state (for eval and export), in `dtype` (default the model's param dtype)."""
-    return assemble(state.trainable, state.frozen, config, model_cfg, dtype)
+    return mode.assemble(state.trainable, state.frozen, model_cfg, dtype)
 
 
 def _path_key(path: tuple) -> tuple[str, ...]:
     return tuple(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
 
 
-def _names_by_path(config: Any, boxed: Any) -> dict[tuple[str, ...], tuple]:
+def _names_by_path(mode: TrainMode, boxed: Any) -> dict[tuple[str, ...], tuple]:
     """Logical names of every param (and LoRA factor), keyed by its path of dict keys."""
-    trees = [boxed]
-    if _mode(config) == "lora":
-        lc = config.train.lora
-        trees.append(jax.eval_shape(lambda: lora.init_lora(boxed, tuple(lc.targets), int(lc.rank),
-                                                           jax.random.key(0))))
+    trees = [boxed] + [t for t in (mode.lora_shapes(boxed),) if t is not None]
     out = {}
     for tree in trees:
         for path, leaf in jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: isinstance(
@@ -200,10 +129,10 @@ def _state_shardings(abstract: TrainState, names: dict, mesh: Mesh, rules: Any) 
 
 
 def _init_fn(config: Any, model_cfg: transformer.ModelConfig):
-    tx = make_optimizer(config.optim)
+    tx, mode = make_optimizer(config.optim), TrainMode.from_config(config)
 
     def init(params: Any) -> TrainState:
-        trainable, frozen = split_for_mode(params, config, model_cfg)
+        trainable, frozen = mode.split(params, model_cfg)
         return TrainState(step=jnp.zeros((), jnp.int32), trainable=trainable, frozen=frozen,
                           opt_state=tx.init(trainable))
 
@@ -217,7 +146,8 @@ def abstract_state(config: Any, model_cfg: transformer.ModelConfig, mesh: Mesh) 
     rules = config.mesh.get("rules", None)
     base_shardings = shd.param_shardings(boxed, mesh, rules, bool(config.mesh.get("strict", False)))
     abstract = jax.eval_shape(_init_fn(config, model_cfg), nn.meta.unbox(boxed))
-    return abstract, _state_shardings(abstract, _names_by_path(config, boxed), mesh, rules), base_shardings
+    names = _names_by_path(TrainMode.from_config(config), boxed)
+    return abstract, _state_shardings(abstract, names, mesh, rules), base_shardings
 
 
 def bytes_per_device(abstract: TrainState, shardings: TrainState) -> int:

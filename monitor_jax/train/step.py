@@ -5,7 +5,7 @@ Batch convention (`data/pipeline.py`): the output at `answer_index - 1` predicts
 micro-batch feeds both losses; the LM head runs on one position per classification row and, for IF rows, in
 chunks of positions (skipped for chunks without IF targets).
 
-Reduction (`config.loss.reduction`), with row weight w = weight (x if_weight on IF rows):
+Reduction (`LossSpec.reduction`, from `config.loss.reduction`), with row weight w = weight (x if_weight on IF rows):
 - "example_mean": sum_r w_r * mean token loss of row r / sum_r w_r  — every example counts once;
 - "token_mean":   sum_r w_r * token-loss sum of row r / sum_r w_r * n_tokens_r (a classification row is one
   token) — long IF answers swamp the label token: the "done badly" mixing of the paper, kept for comparison.
@@ -16,6 +16,7 @@ the state as it was and reports it (`finite` = 0 in the metrics); the loop stops
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import jax
@@ -24,8 +25,9 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from monitor_jax.model import lora, transformer
 from monitor_jax.core import sharding as shd
+from monitor_jax.model import transformer
+from monitor_jax.train.mode import TrainMode
 from monitor_jax.train.state import TrainState, make_optimizer, make_schedule
 
 Batch = dict[str, jax.Array]
@@ -35,54 +37,67 @@ DEFAULT_IF_CHUNK = 128
 _TERMS = ("num", "den", "n_examples", "n_tokens", "n_cls", "n_correct", "cls_num", "cls_den", "if_num", "if_den")
 
 
+def _compute_fields(config: Any) -> dict[str, Any]:
+    m = config.get("model", None)
+    return {} if m is None else {k: m.get(k) for k in ("dtype", "remat") if m.get(k, None) is not None}
+
+
 def compute_config(config: Any, model_cfg: transformer.ModelConfig) -> transformer.ModelConfig:
     """`model_cfg` with the compute dtype and remat policy of `config.model` (when set)."""
-    m = config.get("model", None)
-    if m is None:
-        return model_cfg
-    kw = {k: m.get(k) for k in ("dtype", "remat") if m.get(k, None) is not None}
+    kw = _compute_fields(config)
     return model_cfg.replace(**kw) if kw else model_cfg
 
 
-def _apply(cfg: transformer.ModelConfig, params: Any, batch: Batch, embeddings: jax.Array | None = None,
-           final_norm: bool = True) -> jax.Array:
+@dataclasses.dataclass(frozen=True)
+class LossSpec:
+    """The loss of a run: answer-token loss `kind`, `reduction`, the IF rows' weight, the IF head chunk."""
+
+    kind: str = "full_vocab"
+    reduction: str = "example_mean"
+    if_weight: float = 1.0
+    if_chunk: int = DEFAULT_IF_CHUNK
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"config.loss.kind must be one of {KINDS}, got {self.kind!r}")
+        if self.reduction not in REDUCTIONS:
+            raise ValueError(f"config.loss.reduction must be one of {REDUCTIONS}, got {self.reduction!r}")
+
+    @classmethod
+    def from_config(cls, config: Any) -> "LossSpec":
+        loss = config.loss
+        return cls(kind=loss.kind, reduction=loss.reduction, if_weight=float(loss.if_weight))
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """What a step needs to know, built once from the config: the train mode and the loss."""
+
+    mode: TrainMode
+    loss: LossSpec
+    compute: tuple[tuple[str, Any], ...] = ()  # ModelConfig fields of the compute (dtype, remat), from config.model
+
+    @classmethod
+    def from_config(cls, config: Any) -> "Spec":
+        return cls(TrainMode.from_config(config), LossSpec.from_config(config),
+                   tuple(sorted(_compute_fields(config).items())))
+
+    def model(self, model_cfg: transformer.ModelConfig) -> transformer.ModelConfig:
+        """`model_cfg` with this spec's compute dtype and remat policy."""
+        return model_cfg.replace(**dict(self.compute)) if self.compute else model_cfg
+
+
+def _apply(cfg: transformer.ModelConfig, params: Any, batch: Batch, embeddings: jax.Array | None = None) -> jax.Array:
     tokens = batch["tokens"] if embeddings is None else None
     hidden, _ = transformer.Transformer(cfg).apply({"params": params}, tokens, batch["positions"],
-                                                    batch["segment_ids"], embeddings=embeddings,
-                                                    final_norm=final_norm)
+                                                    batch["segment_ids"], embeddings=embeddings)
     return hidden
-
-
-def hidden_states(trainable: Any, frozen: Any, batch: Batch, config: Any,
-                  model_cfg: transformer.ModelConfig) -> tuple[jax.Array, Any]:
-    """Final hidden states [B, T, D] and the params holding the LM head, for any training mode.
-
-    top_k_layers: the frozen lower stack runs first (no gradient), or `batch["embeddings"]` [B, T, D] — cached
-    lower-layer activations (`train/features.py`) — replaces it.
-    """
-    mode = config.train.mode
-    if mode == "full":
-        return _apply(model_cfg, trainable, batch), trainable
-    if mode == "lora":
-        lc = config.train.lora
-        params = lora.merge(frozen, trainable, float(lc.alpha), int(lc.rank), dtype=jnp.dtype(model_cfg.dtype))
-        return _apply(model_cfg, params, batch), params
-    if mode != "top_k_layers":
-        raise ValueError(f"config.train.mode: unknown {mode!r}")
-    k = int(config.train.top_k)
-    n_lower = model_cfg.n_layers - k
-    x = batch.get("embeddings")
-    if x is None and n_lower > 0:
-        lower = _apply(model_cfg.replace(n_layers=n_lower), frozen, batch, final_norm=False)
-        x = jax.lax.stop_gradient(lower)
-    upper = {**{n: v for n, v in frozen.items() if n != "layers"}, **trainable}
-    return _apply(model_cfg.replace(n_layers=k), upper, batch, embeddings=x), upper
 
 
 def _answer_terms(head_params: Any, hidden: jax.Array, batch: Batch, kind: str) -> dict[str, jax.Array]:
     """Per-row answer NLL [B] (0 on non-classification rows) and whether the label rows rank correctly."""
     if kind not in KINDS:
-        raise ValueError(f"config.loss.kind must be one of {KINDS}, got {kind!r}")
+        raise ValueError(f"loss kind must be one of {KINDS}, got {kind!r}")
     b = hidden.shape[0]
     h = hidden[jnp.arange(b), jnp.maximum(batch["answer_index"] - 1, 0)]  # [B, D]: only these go through the head
     label_ids = jnp.maximum(batch["label_ids"], 0)  # [B, 2]; -1 on non-classification rows
@@ -148,21 +163,18 @@ def if_loss(model_cfg: transformer.ModelConfig, params: Any, batch: Batch,
     return _if_terms(params, _apply(model_cfg, params, batch, embeddings=embeddings), batch, chunk)
 
 
-def _terms(trainable: Any, frozen: Any, batch: Batch, config: Any, model_cfg: transformer.ModelConfig) -> dict:
+def _terms(trainable: Any, frozen: Any, batch: Batch, spec: Spec, model_cfg: transformer.ModelConfig) -> dict:
     """Weighted numerator/denominator of the loss and the counts behind the metrics, for one micro-batch."""
-    reduction = config.loss.reduction
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"config.loss.reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    hidden, head = hidden_states(trainable, frozen, batch, config, model_cfg)
-    ans = _answer_terms(head, hidden, batch, config.loss.kind)
-    if_sum, if_n = _if_terms(head, hidden, batch, int(config.loss.get("if_chunk", DEFAULT_IF_CHUNK)))
+    hidden, head = spec.mode.hidden_states(trainable, frozen, batch, model_cfg)
+    ans = _answer_terms(head, hidden, batch, spec.loss.kind)
+    if_sum, if_n = _if_terms(head, hidden, batch, spec.loss.if_chunk)
     is_cls = batch["is_classification"].astype(bool)
     row_sum = jnp.where(is_cls, ans["nll"], if_sum)
     row_n = jnp.where(is_cls, 1.0, if_n)
-    w = batch["weight"].astype(jnp.float32) * jnp.where(is_cls, 1.0, float(config.loss.if_weight))
+    w = batch["weight"].astype(jnp.float32) * jnp.where(is_cls, 1.0, spec.loss.if_weight)
     w = jnp.where(row_n > 0, w, 0.0)
     active = (w > 0).astype(jnp.float32)
-    if reduction == "example_mean":
+    if spec.loss.reduction == "example_mean":
         num, den = jnp.sum(w * row_sum / jnp.maximum(row_n, 1.0)), jnp.sum(w)
     else:
         num, den = jnp.sum(w * row_sum), jnp.sum(w * row_n)
@@ -183,23 +195,24 @@ def _metrics(t: dict) -> dict[str, jax.Array]:
             "cls_loss": _ratio(t["cls_num"], t["cls_den"]), "if_loss": _ratio(t["if_num"], t["if_den"])}
 
 
-def loss_fn(trainable: Any, frozen: Any, batch: Batch, config: Any,
+def loss_fn(trainable: Any, frozen: Any, batch: Batch, spec: Spec,
             model_cfg: transformer.ModelConfig) -> tuple[jax.Array, dict[str, jax.Array]]:
     """(loss, aux) for one [B, T] batch; aux: loss, n_examples, n_tokens, accuracy, n_classification,
     cls_loss (weighted mean answer NLL), if_loss (weighted token-mean IF NLL)."""
-    aux = _metrics(_terms(trainable, frozen, batch, config, compute_config(config, model_cfg)))
+    aux = _metrics(_terms(trainable, frozen, batch, spec, spec.model(model_cfg)))
     return aux["loss"], aux
 
 
-def loss_and_grads(trainable: Any, frozen: Any, batch: Batch, config: Any,
+def loss_and_grads(trainable: Any, frozen: Any, batch: Batch, spec: Spec,
                    model_cfg: transformer.ModelConfig) -> tuple[jax.Array, Any, dict[str, jax.Array]]:
     """(loss, grads w.r.t. trainable, aux) for a micro-batched batch [K, B, ...]: sums over the K micro-batches,
     one division at the end."""
-    cfg = compute_config(config, model_cfg)
+    model_cfg = spec.model(model_cfg)
 
     def micro(carry, mb):
         grads, terms = carry
-        grad_fn = jax.grad(lambda p: (lambda t: (t["num"], t))(_terms(p, frozen, mb, config, cfg)), has_aux=True)
+        grad_fn = jax.grad(lambda p: (lambda t: (t["num"], t))(_terms(p, frozen, mb, spec, model_cfg)),
+                           has_aux=True)
         g, t = grad_fn(trainable)
         return (jax.tree_util.tree_map(jnp.add, grads, g), jax.tree_util.tree_map(jnp.add, terms, t)), None
 
@@ -259,12 +272,12 @@ def make_train_step(config: Any, model_cfg: transformer.ModelConfig, mesh: Mesh,
     donated. batch: [grad_accum, B, T] (`stack_microbatches`), or [B, T] when grad_accum == 1. Metrics: loss,
     grad_norm (before clipping), lr, n_examples, n_tokens, accuracy, n_classification, cls_loss, if_loss, finite.
     `compiler_options` go to `jax.jit` (XLA options for this program)."""
-    cfg = compute_config(config, model_cfg)
+    spec = Spec.from_config(config)
     tx, schedule = make_optimizer(config.optim), make_schedule(config.optim)
     replicated = NamedSharding(mesh, P())
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
-        loss, grads, aux = loss_and_grads(state.trainable, state.frozen, batch, config, cfg)
+        loss, grads, aux = loss_and_grads(state.trainable, state.frozen, batch, spec, model_cfg)
         grad_norm = optax.global_norm(grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.trainable)
         trainable = optax.apply_updates(state.trainable, updates)
@@ -295,11 +308,12 @@ def make_train_step(config: Any, model_cfg: transformer.ModelConfig, mesh: Mesh,
 def make_eval_loss(config: Any, model_cfg: transformer.ModelConfig, mesh: Mesh, state_shardings: TrainState,
                    compiler_options: dict[str, Any] | None = None) -> Callable[[TrainState, dict], dict]:
     """eval(state, batch) -> metrics of `loss_fn` (no update); batch [B, T] or [K, B, T] (summed like training)."""
-    cfg = compute_config(config, model_cfg)
+    spec = Spec.from_config(config)
+    cfg = spec.model(model_cfg)
 
     def eval_step(state: TrainState, batch: Batch) -> dict:
         def micro(terms, mb):
-            t = _terms(state.trainable, state.frozen, mb, config, cfg)
+            t = _terms(state.trainable, state.frozen, mb, spec, cfg)
             return jax.tree_util.tree_map(jnp.add, terms, t), None
 
         zeros = {k: jnp.zeros((), jnp.float32) for k in _TERMS}

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from monitor_jax.data import pipeline
-from monitor_jax.eval import scoring, summarize as S
+from monitor_jax.eval import scoring
+from monitor_jax.eval.protocols import summarize as S
 from monitor_jax.model import registry
 
 TEXTS = [

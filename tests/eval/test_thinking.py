@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from monitor_jax.data import pipeline
-from monitor_jax.eval import generate, scoring, thinking
+from monitor_jax.eval import generate, scoring
+from monitor_jax.eval.protocols import thinking
 from monitor_jax.model import registry
 from monitor_jax.model.tokenizer import Tokenizer
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from monitor_jax.data import pipeline
-from monitor_jax.eval import generate, multi_policy, score_file, scoring, summarize, thinking
+from monitor_jax.eval import generate, multi_policy, score_file, scoring
+from monitor_jax.eval.protocols import summarize, thinking
 from monitor_jax.model import registry
 
 ADVERSARIAL = {

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from monitor_jax.model import lora
+from monitor_jax.train.mode import TrainMode
 from monitor_jax.model import transformer as T
 from monitor_jax.model.registry import LoadedModel
 from monitor_jax.core import sharding as shd
@@ -117,7 +118,8 @@ def test_lora_training_updates_only_lora_params(params, config):
         np.testing.assert_array_equal(np.asarray(x), y)  # the base is bit-for-bit unchanged
     for name, ab in (("q", state.trainable["layers"]["attn"]["q"]), ("down", state.trainable["layers"]["mlp"]["down"])):
         assert np.max(np.abs(np.asarray(ab["b"]))) > 0, name  # B moved off zero
-    full, want = jax.jit(lambda s, p: (st.full_params(s, config, TINY), lora.merge(p, s.trainable, 4.0, 2)),
+    mode = TrainMode.from_config(config)
+    full, want = jax.jit(lambda s, p: (st.full_params(s, mode, TINY), lora.merge(p, s.trainable, 4.0, 2)),
                          compiler_options=FAST)(state, params)
     for x, y in zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(want)):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
@@ -132,5 +134,5 @@ def test_frozen_base_in_bfloat16(params, config):
     state, _ = st.create_train_state(config, LoadedModel("tiny", TINY, params, None), mesh, compiler_options=FAST)
     assert {x.dtype for x in jax.tree_util.tree_leaves(state.frozen)} == {jnp.dtype(jnp.bfloat16)}
     assert {x.dtype for x in jax.tree_util.tree_leaves(state.trainable)} == {jnp.dtype(jnp.float32)}
-    full = jax.eval_shape(lambda s: st.full_params(s, config, TINY), state)
+    full = jax.eval_shape(lambda s: st.full_params(s, TrainMode.from_config(config), TINY), state)
     assert {x.dtype for x in jax.tree_util.tree_leaves(full)} == {jnp.dtype(jnp.float32)}

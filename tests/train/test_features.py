@@ -10,6 +10,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from monitor_jax.model import registry, transformer
 from monitor_jax.train import data as data_lib
 from monitor_jax.core import config as config_lib
+from monitor_jax.train import metric_log
 from monitor_jax.core import sharding
 from monitor_jax.train import features, loop
 from monitor_jax.train import state as state_lib
@@ -80,7 +81,7 @@ def test_cache_needs_a_frozen_lower_stack(model):
 def test_cached_topk_training_equals_uncached(tmp_path, model):
     cached = loop.train_and_evaluate(_config(True), tmp_path / "cached", model=model, progress=False)
     plain = loop.train_and_evaluate(_config(False), tmp_path / "plain", model=model, progress=False)
-    a, b = loop.read_metrics(tmp_path / "cached"), loop.read_metrics(tmp_path / "plain")
+    a, b = metric_log.read_metrics(tmp_path / "cached"), metric_log.read_metrics(tmp_path / "plain")
     assert [r["step"] for r in a] == [r["step"] for r in b] == [1, 2, 3, 4]
     for key in ("train/loss", "train/grad_norm", "train/accuracy"):
         np.testing.assert_allclose([r[key] for r in a], [r[key] for r in b], rtol=1e-5, atol=1e-6, err_msg=key)

@@ -10,6 +10,7 @@ from monitor_jax.core import config as config_lib
 from monitor_jax.data import sources, tasks
 from monitor_jax.model import registry
 from monitor_jax.train import data as data_lib
+from monitor_jax.train import metric_log
 from monitor_jax.train import loop
 
 
@@ -49,22 +50,22 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, model, monkeypatc
     ref = loop.train_and_evaluate(config, tmp_path / "ref", evaluate, model=model, progress=False)
 
     # Crash right after the metrics line of step 3 is written: checkpoint 2 exists, step 3 is logged but lost.
-    real_write = loop.MetricLog.write
+    real_write = metric_log.MetricLog.write
 
     def crashing_write(self, row):
         real_write(self, row)
         if row["step"] == 3:
             raise Crash("simulated kill after step 3")
 
-    monkeypatch.setattr(loop.MetricLog, "write", crashing_write)
+    monkeypatch.setattr(metric_log.MetricLog, "write", crashing_write)
     with pytest.raises(Crash):
         loop.train_and_evaluate(config, tmp_path / "run", evaluate, model=model, progress=False)
     monkeypatch.undo()
     assert sorted(int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.isdigit()) == [2]
-    assert [r["step"] for r in loop.read_metrics(tmp_path / "run")] == [1, 2, 3]
+    assert [r["step"] for r in metric_log.read_metrics(tmp_path / "run")] == [1, 2, 3]
 
     out = loop.train_and_evaluate(config, tmp_path / "run", evaluate, model=model, progress=False)  # same command
-    ref_rows, rows = loop.read_metrics(tmp_path / "ref"), loop.read_metrics(tmp_path / "run")
+    ref_rows, rows = metric_log.read_metrics(tmp_path / "ref"), metric_log.read_metrics(tmp_path / "run")
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
     assert _no_time(rows) == _no_time(ref_rows)  # bit-identical losses, grad norms, eval AUROCs, token counts
     assert {k: v for k, v in out.items() if "export" not in k} == {k: v for k, v in ref.items() if "export" not in k}
@@ -90,7 +91,7 @@ def test_nan_loss_stops_training_naming_the_step(tmp_path, model, monkeypatch):
     monkeypatch.setattr(data_lib.StepBatches, "__next__", poisoned)
     with pytest.raises(loop.TrainingDiverged, match="step 3"):
         loop.train_and_evaluate(config, tmp_path, model=model, progress=False)
-    assert [r["step"] for r in loop.read_metrics(tmp_path)] == [1, 2]
+    assert [r["step"] for r in metric_log.read_metrics(tmp_path)] == [1, 2]
     assert max(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == 2
 
 
@@ -130,7 +131,7 @@ def test_training_on_a_separable_toy_task_reaches_auroc_095(tmp_path, model):
                       "eval.limit_per_task": 64, "checkpoint.every": 6, "log_every": 3})
     config.data.stages = [config_lib.stage(None, config_lib.task_component("toy", [name]))]
     out = loop.train_and_evaluate(config, tmp_path, run.make_evaluate(config, model), model=model, progress=False)
-    rows = loop.read_metrics(tmp_path)
+    rows = metric_log.read_metrics(tmp_path)
     start = next(r for r in rows if r["step"] == 0)
     assert start[f"eval/auroc/{name}"] < 0.9  # the untrained random model is no monitor
     assert out[f"eval/auroc/{name}"] >= 0.95, out
@@ -180,7 +181,7 @@ def test_an_hf_checkpoint_streams_into_its_shards_and_trains_like_a_host_copy(tm
     assert len(calls) == 1
     monkeypatch.undo()
     hosted = loop.train_and_evaluate(config, tmp_path / "host", model=host, progress=False)
-    losses = [[r["train/loss"] for r in loop.read_metrics(d) if "train/loss" in r] for d in
+    losses = [[r["train/loss"] for r in metric_log.read_metrics(d) if "train/loss" in r] for d in
               (tmp_path / "streamed", tmp_path / "host")]
     assert losses[0] and losses[0] == pytest.approx(losses[1], rel=1e-6)
     a, b = _exported(streamed["export"]), _exported(hosted["export"])

@@ -14,6 +14,7 @@ import pytest
 from monitor_jax.core import config as config_lib
 from monitor_jax.core import distributed
 from monitor_jax.model import registry
+from monitor_jax.train import checkpoint, metric_log
 from monitor_jax.train import data as train_data
 from monitor_jax.train import loop
 from multihost import CLI, launch
@@ -100,7 +101,7 @@ def test_two_processes_train_like_one_process_on_the_same_global_batch(two_proce
     ref = tmp_path / "ref"
     run.train(config_lib.load(CONFIG), ref, model, progress=False)
 
-    multi, single = loop.read_metrics(work), loop.read_metrics(ref)
+    multi, single = metric_log.read_metrics(work), metric_log.read_metrics(ref)
     assert [r["step"] for r in multi] == [r["step"] for r in single] == [1, 2]
     for m, s in zip(multi, single):
         assert m["train/tokens"] == s["train/tokens"]  # every process's rows counted once
@@ -184,7 +185,7 @@ def test_checkpoint_moves_between_two_processes_and_one(two_process_run, tmp_pat
     mesh = sharding.make_mesh(config.mesh.shape)  # 8 devices in this process
     state, shardings = state_lib.create_train_state(config, model, mesh)
     with ocp.CheckpointManager(work / "checkpoints") as manager:
-        state, data = loop.restore_checkpoint(manager, 2, state, shardings)
+        state, data = checkpoint.restore_checkpoint(manager, 2, state, shardings)
     assert int(state.step) == 2 and len(data["iterators"]) == N_PROCESSES
     restored = jax.tree_util.tree_map(np.asarray, state_lib.full_params(state, config, model.cfg))
     _assert_trees_close(restored, _params(work / "export" / "step_2"), atol=0.0)

@@ -9,6 +9,7 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 from monitor_jax.model import transformer as T
+from monitor_jax.train.mode import TrainMode
 from monitor_jax.model.registry import LoadedModel
 from monitor_jax.core import sharding as shd
 from monitor_jax.train import state as st
@@ -117,17 +118,18 @@ def test_abstract_state_plans_bytes_per_device_without_weights(make_config):
 
 def test_bad_modes_are_config_errors(params, make_config):
     with pytest.raises(ValueError, match="config.train.mode"):
-        st.split_for_mode(params, make_config("partial"), TINY)
+        TrainMode.from_config(make_config("partial")).split(params, TINY)
     with pytest.raises(ValueError, match="config.train.top_k"):
-        st.split_for_mode(params, make_config("top_k_layers", top_k=3), TINY)
+        TrainMode.from_config(make_config("top_k_layers", top_k=3)).split(params, TINY)
 
 
 @pytest.mark.parametrize("mode", ["full", "lora", "top_k_layers"])
 def test_split_and_assemble_round_trip(params, mode, make_config):
     config = make_config(mode)
-    split = jax.jit(lambda p: st.split_for_mode(p, config, TINY), compiler_options=FAST)
+    split = jax.jit(lambda p: TrainMode.from_config(config).split(p, TINY), compiler_options=FAST)
     trainable, frozen = split(params)
-    back = jax.jit(lambda t, f: st.assemble(t, f, config, TINY), compiler_options=FAST)(trainable, frozen)
+    mode = TrainMode.from_config(config)
+    back = jax.jit(lambda t, f: mode.assemble(t, f, TINY), compiler_options=FAST)(trainable, frozen)
     assert jax.tree_util.tree_structure(back) == jax.tree_util.tree_structure(params)
     for x, y in zip(jax.tree_util.tree_leaves(back), jax.tree_util.tree_leaves(params)):
         np.testing.assert_array_equal(np.asarray(x), y)
@@ -142,15 +144,15 @@ def test_top_k_forward_equals_full_forward(params, top_k, make_config):
 
     @functools.partial(jax.jit, compiler_options=FAST)
     def losses(p, b):
-        full = sp.loss_fn(p, None, b, full_cfg, TINY)[0]
-        trainable, frozen = st.split_for_mode(p, topk_cfg, TINY)
-        split = sp.loss_fn(trainable, frozen, b, topk_cfg, TINY)[0]
+        full = sp.loss_fn(p, None, b, sp.Spec.from_config(full_cfg), TINY)[0]
+        trainable, frozen = TrainMode.from_config(topk_cfg).split(p, TINY)
+        split = sp.loss_fn(trainable, frozen, b, sp.Spec.from_config(topk_cfg), TINY)[0]
         n_lower = TINY.n_layers - top_k
         lower, _ = T.split_params(p, n_lower)
         cached = T.Transformer(TINY.replace(n_layers=n_lower)).apply(
             {"params": lower}, b["tokens"], b["positions"], b["segment_ids"], final_norm=False)[0] if n_lower else \
             jnp.take(p["embed"], b["tokens"], axis=0)
-        from_cache = sp.loss_fn(trainable, frozen, {**b, "embeddings": cached}, topk_cfg, TINY)[0]
+        from_cache = sp.loss_fn(trainable, frozen, {**b, "embeddings": cached}, sp.Spec.from_config(topk_cfg), TINY)[0]
         return full, split, from_cache
 
     full, split, from_cache = losses(params, batch)
@@ -179,7 +181,7 @@ def test_top_k_training_keeps_lower_layers_frozen(params, make_config):
     np.testing.assert_array_equal(np.asarray(state.frozen["embed"]), params["embed"])
     top = np.asarray(state.trainable["layers"]["mlp"]["up"]["kernel"])
     assert not np.allclose(top, params["layers"]["mlp"]["up"]["kernel"][1:])
-    full = jax.jit(lambda s: st.full_params(s, config, TINY), compiler_options=FAST)(state)
+    full = jax.jit(lambda s: st.full_params(s, TrainMode.from_config(config), TINY), compiler_options=FAST)(state)
     np.testing.assert_array_equal(np.asarray(full["layers"]["mlp"]["up"]["kernel"][0]),
                                   params["layers"]["mlp"]["up"]["kernel"][0])
     np.testing.assert_array_equal(np.asarray(full["layers"]["mlp"]["up"]["kernel"][1]), top[0])

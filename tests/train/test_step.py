@@ -118,7 +118,7 @@ def test_if_loss_equals_naive_token_cross_entropy(params, chunk):
 def loss_and_grads_fn(make_config):
     """jit(loss_and_grads) for a full-mode config; batches carry the micro-batch axis."""
     config = make_config()
-    return jax.jit(lambda p, b: sp.loss_and_grads(p, None, b, config, TINY), compiler_options=FAST)
+    return jax.jit(lambda p, b: sp.loss_and_grads(p, None, b, sp.Spec.from_config(config), TINY), compiler_options=FAST)
 
 
 def _micro(batch: dict) -> dict:
@@ -165,7 +165,8 @@ def test_token_mean_and_example_mean_by_hand(params, make_config):
     got = {}
     for reduction in expected:
         config = make_config(reduction=reduction, if_weight=3.0)
-        loss, aux = jax.jit(lambda p, b: sp.loss_fn(p, None, b, config, TINY), compiler_options=FAST)(params, batch)
+        spec = sp.Spec.from_config(config)
+        loss, aux = jax.jit(lambda p, b: sp.loss_fn(p, None, b, spec, TINY), compiler_options=FAST)(params, batch)
         got[reduction] = float(loss)
         assert float(aux["n_examples"]) == 2 and float(aux["n_tokens"]) == 11
         np.testing.assert_allclose(float(aux["cls_loss"]), c, rtol=1e-5)
@@ -199,7 +200,8 @@ def test_accuracy_counts_classification_rows(params, make_config):
         two = logp[i, batch["answer_index"][i] - 1, batch["label_ids"][i]]
         right.append((two[0] > two[1]) == (batch["label"][i] == 1))
     config = make_config(kind="two_way")
-    _, aux = jax.jit(lambda p, b: sp.loss_fn(p, None, b, config, TINY), compiler_options=FAST)(params, batch)
+    spec = sp.Spec.from_config(config)
+    _, aux = jax.jit(lambda p, b: sp.loss_fn(p, None, b, spec, TINY), compiler_options=FAST)(params, batch)
     np.testing.assert_allclose(float(aux["accuracy"]), np.mean(right))
     assert float(aux["n_classification"]) == 3
 
@@ -225,7 +227,8 @@ def test_eval_loss_matches_loss_fn(params, make_config):
     evaluate = sp.make_eval_loss(config, TINY, mesh, shardings, compiler_options=FAST)
     a, b = make_batch(np.random.default_rng(7), "cicp"), make_batch(np.random.default_rng(8), "iccp")
     whole = {k: np.concatenate([a[k], b[k]]) for k in a}
-    want = jax.jit(lambda p, x: sp.loss_fn(p, None, x, config, TINY)[1], compiler_options=FAST)(params, whole)
+    spec = sp.Spec.from_config(config)
+    want = jax.jit(lambda p, x: sp.loss_fn(p, None, x, spec, TINY)[1], compiler_options=FAST)(params, whole)
     got = evaluate(state, sp.stack_microbatches([a, b]))  # two micro-batches == their concatenation
     for key in ("loss", "n_tokens", "n_examples", "accuracy", "if_loss"):
         np.testing.assert_allclose(float(got[key]), float(want[key]), rtol=1e-5)

@@ -1,1 +1,3 @@
-"""Agent-transcript domains: the AgentDojo-derived domain (`agentdojo_*`, `builder`) (the procedural generator still lives in data/agent_*.py)."""
+"""Agent-transcript domains: the procedural generator (`generator`, with `actions`, `actions_access`, `scenarios`,
+`scenarios_ops`) and its independent rule checker (`rules`, on the `shell` parser); the AgentDojo-derived domain
+(`agentdojo_*`, `builder`)."""

@@ -83,13 +83,13 @@ def toxicity_domain() -> dict[str, list[Item]]:
 
 def agent_domain() -> dict[str, list[Item]]:
     """Procedural agent transcripts; whole scenario families per split (unseen scenarios at test time)."""
-    from monitor_jax.data import agent_transcripts
+    from monitor_jax.data.agent import generator
 
     out: dict[str, list[Item]] = {s: [] for s in hygiene.SPLITS}
-    for t in agent_transcripts.generate(AGENT_TRANSCRIPTS, seed=SPLIT_SEED):
+    for t in generator.generate(AGENT_TRANSCRIPTS, seed=SPLIT_SEED):
         meta = {k: t[k] for k in ("label", "family", "action_type", "requested_risky", "messages")}
         meta.update({k: t["meta"][k] for k in ("kind", "kind_name", "special_step", "n_steps", "trimmed")})
-        out[agent_transcripts.split_of(t)].append(make_item("agent_transcripts", t["text"], **meta))
+        out[generator.split_of(t)].append(make_item("agent_transcripts", t["text"], **meta))
     return out
 
 

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 
 from monitor_jax.core import distributed
 from monitor_jax.core import io
-from monitor_jax.eval import summarize
+from monitor_jax.eval.protocols import summarize
 
 
 def summarize_tasks(

@@ -1,6 +1,6 @@
 """Scenario families for the agent-transcript generator, part 1 (code and application work): each family builds
 one benign task with randomized details — the user's request, the agent's shell calls with realistic outputs,
-and the closing summary. Part 2 (host operations) is `agent_scenarios_ops`."""
+and the closing summary. Part 2 (host operations) is `scenarios_ops`."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,4 @@
-"""Minimal shell-command parser for the agent-transcript rule checker (`agent_rules`): splits a command into
+"""Minimal shell-command parser for the agent-transcript rule checker (`rules`): splits a command into
 pipelines of argv lists with redirections, and collects what it writes to files (heredocs, echo/printf with
 redirects or tee, crontab installs), what it edits (sed -i, yq -i, patch hunks) and script bodies it writes.
 Covers the constructs an ops agent typically uses; anything else still comes back as plain argv lists."""

@@ -1,11 +1,11 @@
 """Dangerous-action types about access and integrity (backdoor accounts/keys, privilege escalation, backup
 deletion, persistence, CI/test tampering, encoded commands) for the agent-transcript generator; the kinds
-U/S/X/R/L/O are described in `agent_actions`."""
+U/S/X/R/L/O are described in `actions`."""
 from __future__ import annotations
 
 import base64
 
-from monitor_jax.data.agent_actions import (ACCOUNTS, BACKUP_DIRS, CRON_SPECS, EXT_HOSTS, KEY_OWNERS, SCRIPTS, TESTS,
+from monitor_jax.data.agent.actions import (ACCOUNTS, BACKUP_DIRS, CRON_SPECS, EXT_HOSTS, KEY_OWNERS, SCRIPTS, TESTS,
                                             Action, hexid, ssh_key)
 
 

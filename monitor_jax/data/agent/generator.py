@@ -6,7 +6,7 @@ for, covertly. Built so that surface features do not give the label away:
   one *special* step (never the first step; uniformly placed) + a *companion* step next to it that inspects
   the same object (``stat``, ``ufw status``, ``crontab -l`` ...), for both labels alike, so step counts,
   lengths and positions match;
-* the special step is one of 12 action types in six kinds (see `agent_actions`): positives U/S/X, negatives
+* the special step is one of 12 action types in six kinds (see `actions`): positives U/S/X, negatives
   R (the user explicitly asked for exactly that dangerous-looking command), L (the safe variant, asked for)
   and O (a read-only or harmless look-alike). Scary commands, the requests about them and their look-alikes
   occur under both labels; many positives differ from a negative by parameters only (0640 vs 0666, another
@@ -22,17 +22,17 @@ Splits are by scenario family (`FAMILY_SPLIT`: 9 train / 2 validation / 3 test f
 `HELD_OUT_ACTIONS` (telemetry_redirect, obfuscated_exec) occur only in test-family transcripts, so test
 positives include unseen action types. Deterministic across runs and machines: item i of seed s comes from
 ``random.Random(f"agent-transcripts:{s}:{i}")`` only (no hash(), no set order).
-`monitor_jax.data.agent_rules.check` re-derives every label from the messages alone.
+`monitor_jax.data.agent.rules.check` re-derives every label from the messages alone.
 """
 from __future__ import annotations
 
 import random
 
-from monitor_jax.data.agent_access import Backdoor, DeleteBackups, Obfuscated, Persistence, PrivEsc, TamperCI
-from monitor_jax.data.agent_actions import (KINDS_NEG, KINDS_POS, Action, DisableMonitoring, Exfiltrate, Firewall,
+from monitor_jax.data.agent.actions import (KINDS_NEG, KINDS_POS, Action, DisableMonitoring, Exfiltrate, Firewall,
                                             Permissions, Special, Telemetry, UntrustedScript)
-from monitor_jax.data.agent_scenarios import FAMILIES_DEV, base_ctx
-from monitor_jax.data.agent_scenarios_ops import FAMILIES_OPS
+from monitor_jax.data.agent.actions_access import Backdoor, DeleteBackups, Obfuscated, Persistence, PrivEsc, TamperCI
+from monitor_jax.data.agent.scenarios import FAMILIES_DEV, base_ctx
+from monitor_jax.data.agent.scenarios_ops import FAMILIES_OPS
 
 ACTIONS: dict[str, type[Action]] = {a.name: a for a in (
     Firewall, Permissions, UntrustedScript, Exfiltrate, Telemetry, DisableMonitoring,

@@ -10,7 +10,8 @@ import numpy as np
 from monitor_jax.core import distributed
 from monitor_jax.core import io
 from monitor_jax.data import tasks
-from monitor_jax.eval import metrics, thinking
+from monitor_jax.eval import metrics
+from monitor_jax.eval.protocols import thinking
 from monitor_jax.model.registry import LoadedModel
 
 

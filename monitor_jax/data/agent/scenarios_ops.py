@@ -1,11 +1,11 @@
 """Scenario families for the agent-transcript generator, part 2 (host operations): log rotation, backups,
-disk space, accounts, CPU, firewall, TLS, systemd. Same contract as `agent_scenarios`."""
+disk space, accounts, CPU, firewall, TLS, systemd. Same contract as `scenarios`."""
 from __future__ import annotations
 
 import random
 
-from monitor_jax.data.agent_actions import BACKUP_DIRS, CIDRS, PORTS, ssh_key
-from monitor_jax.data.agent_scenarios import Scenario, opt
+from monitor_jax.data.agent.actions import BACKUP_DIRS, CIDRS, PORTS, ssh_key
+from monitor_jax.data.agent.scenarios import Scenario, opt
 
 
 def nginx_logrotate(r: random.Random, c: dict) -> Scenario:

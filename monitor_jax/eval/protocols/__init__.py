@@ -1,0 +1,1 @@
+"""Protocols that generate before scoring: with-thinking classification (and elicitation), summarize-then-judge."""
