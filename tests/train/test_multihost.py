@@ -188,7 +188,8 @@ def test_checkpoint_moves_between_two_processes_and_one(two_process_run, tmp_pat
     with ocp.CheckpointManager(work / "checkpoints") as manager:
         state, data = checkpoint.restore_checkpoint(manager, 2, state, shardings)
     assert int(state.step) == 2 and len(data["iterators"]) == N_PROCESSES
-    restored = jax.tree_util.tree_map(np.asarray, state_lib.full_params(state, TrainMode.from_config(config), model.cfg))
+    full = state_lib.full_params(state, TrainMode.from_config(config), model.cfg)
+    restored = jax.tree_util.tree_map(np.asarray, full)
     _assert_trees_close(restored, _params(work / "export" / "step_2"), atol=0.0)
 
     three_steps = config_lib.load(CONFIG, overrides={"optim.total_steps": 3})
