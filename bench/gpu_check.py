@@ -12,9 +12,7 @@ in the same process on the same batches.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import os
 import platform
 import statistics
 import tempfile
@@ -27,6 +25,7 @@ import numpy as np
 import torch
 import transformers
 
+from monitor_jax.core import config as config_lib
 from monitor_jax.eval import scoring
 from monitor_jax.model import transformer, weights
 from monitor_jax.model.registry import LoadedModel
@@ -46,13 +45,6 @@ def timed(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
-
-
-def load_config(path: str):
-    spec = importlib.util.spec_from_file_location("base_config", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config()
 
 
 def main() -> None:
@@ -127,7 +119,7 @@ def main() -> None:
     args_rep_n = args.repeats
 
     def train_speed():
-        config = load_config(os.path.join(os.path.dirname(__file__), "..", "configs", "base.py"))
+        config = config_lib.load("configs/base.py")
         from monitor_jax.core import sharding
         from monitor_jax.train import state, step
 

@@ -18,7 +18,6 @@ position per row is negligible).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -31,7 +30,6 @@ import common
 
 B, T = 8, 256
 ANSWER = 10539  # "Yes" in SmolLM2's vocabulary
-CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "base.py")
 
 
 def model_flops_per_token(cfg) -> float:
@@ -44,20 +42,11 @@ def model_flops_per_token(cfg) -> float:
 
 
 def base_config(**changes):
-    spec = importlib.util.spec_from_file_location("base_config", CONFIG)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    config = mod.get_config()
-    with config.unlocked():
-        config.optim.warmup_steps = 0
-        config.loss.kind = "full_vocab"
-        for key, value in changes.items():
-            node = config
-            *path, last = key.split(".")
-            for p in path:
-                node = node[p]
-            node[last] = value
-    return config
+    """configs/base.py without warmup, full-vocabulary loss, and `changes` {"model.remat": "none", ...}."""
+    from monitor_jax.core import config as config_lib
+
+    return config_lib.load("configs/base.py", overrides={"optim.warmup_steps": 0, "loss.kind": "full_vocab",
+                                                          **changes})
 
 
 def train_batch(tokens: np.ndarray) -> dict[str, np.ndarray]:

@@ -2,8 +2,9 @@
 
     monitor-jax train --config=configs/base.py --workdir=/tmp/run [--config.optim.lr=3e-5 ...]
 
-Other configs load this file by path (`configs/` is not a package) and use `get_config()`, `task_component`,
-`instruction_component`, `stage` and `lock` from it.
+The other configs import `monitor_jax.core.config` (which this file re-exports) for `get_config()`,
+`task_component`, `instruction_component`, `stage` and `lock`, and load a sibling config (`configs/` is not a
+package) with its `load_module`.
 """
 from monitor_jax.core.config import get_config, instruction_component, lock, stage, task_component
 

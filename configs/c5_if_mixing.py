@@ -16,15 +16,13 @@ middle) keeps IF rows affordable on 2 cores.
 """
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 
 import ml_collections
 
-_spec = importlib.util.spec_from_file_location("_monitor_jax_config_experiment",
-                                               pathlib.Path(__file__).with_name("experiment.py"))
-x = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(x)
+from monitor_jax.core import config as config_lib
+
+x = config_lib.load_module(pathlib.Path(__file__).with_name("experiment.py"))
 
 CLS = ["tweets/negative", "news/business", "news/tech", "toxicity/threat", "jailbreak/jailbreak", "news/sports"]
 IF_ITEMS, IF_SHARE = 64, 0.3

@@ -13,13 +13,11 @@ Primary comparisons: trained - base with thinking, on both tasks.
 """
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 
-_spec = importlib.util.spec_from_file_location("_monitor_jax_config_experiment",
-                                               pathlib.Path(__file__).with_name("experiment.py"))
-x = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(x)
+from monitor_jax.core import config as config_lib
+
+x = config_lib.load_module(pathlib.Path(__file__).with_name("experiment.py"))
 
 TASKS = {"requests/harmful": 120, "requests/info_hazard": 160}  # info hazards: ~15 positives at n=160
 BUDGET = 48

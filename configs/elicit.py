@@ -11,21 +11,13 @@ comparison of the same size).
 """
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 
 import ml_collections
 
+from monitor_jax.core import config as base
 
-def _load(name: str):
-    path = pathlib.Path(__file__).with_name(f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"_monitor_jax_config_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-base, demo = _load("base"), _load("demo")
+demo = base.load_module(pathlib.Path(__file__).with_name("demo.py"))
 PSEUDO_TASK = "elicit/pseudo"
 
 

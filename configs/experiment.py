@@ -26,14 +26,9 @@ max_len 1024 (agent transcripts are ~800-1300 tokens; longer inputs lose their m
 """
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-
 import ml_collections
 
-_spec = importlib.util.spec_from_file_location("_monitor_jax_config_base", pathlib.Path(__file__).with_name("base.py"))
-base = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(base)
+from monitor_jax.core import config as base
 
 task_component, stage, lock = base.task_component, base.stage, base.lock
 

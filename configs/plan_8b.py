@@ -8,12 +8,7 @@ describe a bf16-compute, dots-remat run of 32 rows x 1024 tokens per micro-batch
 """
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-
-_spec = importlib.util.spec_from_file_location("_monitor_jax_config_base", pathlib.Path(__file__).with_name("base.py"))
-base = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(base)
+from monitor_jax.core import config as base
 
 
 def get_config(arg: str | None = None):

@@ -20,18 +20,18 @@ GOLD = "elicit/gold"  # configs/c8_elicitation.py's gold arm trains on this task
 def main() -> int:
     from monitor_jax.experiment import run
     from monitor_jax.core import assets
+    from monitor_jax.core import config as config_lib
     from monitor_jax.data import tasks
     from monitor_jax.eval import metrics
     from monitor_jax.experiment import runner, write
 
-    import run_all
     import verdict
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=str(assets.cache_dir() / "elicit_c8"))
     args = ap.parse_args()
     start = time.time()
-    config = run_all.load_config("c8_elicitation")
+    config = config_lib.load("c8_elicitation")
     pseudo_file, f = run.elicit_task(config, args.workdir, "pseudo")
     gold_file, _ = run.elicit_task(config, args.workdir, "gold", name=GOLD)
     with config.unlocked():

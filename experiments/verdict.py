@@ -12,7 +12,6 @@ the GENERATED markers; experiments/findings.md (hand-written readings) follows t
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import pathlib
@@ -20,6 +19,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from monitor_jax.core import config as config_lib  # noqa: E402
 from monitor_jax.experiment import cells, compare, decide, item_scores, preconditions  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
@@ -38,13 +38,8 @@ CLAIMS = {
 
 
 def load_config(name: str):
-    path = ROOT / "configs" / f"{name}.py"
-    if not path.exists():
-        return None
-    spec = importlib.util.spec_from_file_location(f"_verdict_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config()
+    """configs/<name>.py's config, or None where there is no such file."""
+    return config_lib.load(name) if (ROOT / "configs" / f"{name}.py").exists() else None
 
 
 def _close(a: dict | None, b: dict | None) -> bool:

@@ -155,16 +155,12 @@ def _load_config(fv: Flags, command: str, default: str | None = None):
     except OSError as e:
         raise ValueError(f"--config: {str(e).strip().splitlines()[-1].strip()}") from None
     if config is None and default is not None:
-        import importlib.util
-        import pathlib
+        from monitor_jax.core import config as config_lib
 
-        path = pathlib.Path(__file__).resolve().parents[1] / default
-        if not path.exists():
-            raise ValueError(f"{command}: {default} not found next to the package; pass --config=FILE")
-        spec = importlib.util.spec_from_file_location("_monitor_jax_default_config", path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        config = mod.get_config()
+        try:
+            config = config_lib.load(default)
+        except FileNotFoundError:
+            raise ValueError(f"{command}: {default} not found next to the package; pass --config=FILE") from None
     if config is None:
         raise ValueError(f"{command} needs --config=configs/<name>.py[:arg]")
     return config

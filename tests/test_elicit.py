@@ -1,23 +1,13 @@
 """Unsupervised elicitation: quantile pseudo-labels, the pseudo task file, and the one-call pipeline."""
 
-import importlib.util
 import json
-import pathlib
 
 import ml_collections
 import numpy as np
 import pytest
 
+from monitor_jax.core import config as config_lib
 from monitor_jax.eval.protocols import thinking
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"_cfg_{name}", ROOT / "configs" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_pseudo_labels_take_quantiles_not_a_fixed_cut():
@@ -51,8 +41,8 @@ def test_pseudo_task_file_loads_as_a_user_task(tmp_path, smollm2_gguf):
 
 
 def _tiny_elicit_config(labels: str) -> ml_collections.ConfigDict:
-    c = _load("elicit").get_config()
-    tiny = _load("tiny").get_config()
+    c = config_lib.load("elicit")
+    tiny = config_lib.load("tiny")
     with c.unlocked():
         c.model = tiny.model
         c.mesh = tiny.mesh

@@ -2,7 +2,6 @@
 checkpoint), finished runs are reused, the budget stops runs, statistics agree with eval.metrics, verdicts follow
 the CIs, and the results files are written."""
 import dataclasses
-import importlib.util
 import json
 import pathlib
 
@@ -10,36 +9,25 @@ import jax
 import numpy as np
 import pytest
 
+from monitor_jax.core import config as config_lib
 from monitor_jax.data import tasks
 from monitor_jax.eval import metrics, scoring
 from monitor_jax.experiment import cells, compare, decide, item_scores, runner, write
 from monitor_jax.train import loop
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("_test_config_experiment", ROOT / "configs" / "experiment.py")
-x = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(x)
+x = config_lib.load_module("configs/experiment.py")
 
+EXPERIMENT_CONFIGS = [p.name for p in sorted((ROOT / "configs").glob("*.py"))
+                      if config_lib.load(p.name).get("experiment", {}).get("arms")]  # not experiment.py, the base
 HARM, TWEETS = "requests/harmful:primary", "tweets/negative:primary"
 
 
-def _config(budget=60.0):
-    c = x.get_config()
+def _config(tiny_experiment, budget=60.0):
+    c = tiny_experiment("tiny", steps=4, max_len=128, n_boot=200, select_limit=16)
     with c.unlocked():
-        c.model.name = "tiny-random-llama"
-        c.train.top_k = 1
-        c.optim.lr = 3e-3
-        c.optim.total_steps = 4
-        c.eval.every = 2
-        c.checkpoint.every = 2
-        c.data.max_len = 128
-        c.data.buckets = (64, 128)
         e = c.experiment
-        e.name, e.claim, e.statement = "tiny", "T", "a test"
-        e.n_boot = 200
-        e.select_limit = 16
         e.budget_minutes = budget
-        e.seeds = (0, 1)
         e.cells = [x.cell("requests/harmful", 40, "r"), x.cell("tweets/negative", 30, "t")]
         e.arms = [x.arm("base"), x.arm("harm", x.balanced("harm", "requests/harmful", 16)),
                   x.arm("tweets", x.balanced("tweets", "tweets/negative", 16))]
@@ -49,27 +37,12 @@ def _config(budget=60.0):
 
 
 @pytest.fixture(scope="module")
-def done(tmp_path_factory, xla_cache):
+def done(tmp_path_factory, xla_cache, tiny_experiment):
     del xla_cache
     runs = tmp_path_factory.mktemp("runs")
-    config = _config()
+    config = _config(tiny_experiment)
     raw = runner.run_experiment(config, runs, progress=False)
     return config, runs, raw
-
-
-@pytest.fixture(scope="module")
-def xla_cache(tmp_path_factory):
-    import jax
-    from jax._src import compilation_cache
-
-    path = tmp_path_factory.getbasetemp() / "xla-cache"
-    path.mkdir(exist_ok=True)
-    old = jax.config.jax_compilation_cache_dir
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    compilation_cache.reset_cache()
-    yield
-    jax.config.update("jax_compilation_cache_dir", old)
-    compilation_cache.reset_cache()
 
 
 def _full_forward(model, params, config, cell):
@@ -119,9 +92,9 @@ def test_runs_are_chosen_on_validation_and_reused(done, monkeypatch):
             np.testing.assert_array_equal(np.stack(again["scores"][k][arm]), np.stack(raw["scores"][k][arm]))
 
 
-def test_budget_stops_runs_and_results_say_so(done, tmp_path):
+def test_budget_stops_runs_and_results_say_so(done, tmp_path, tiny_experiment):
     config, runs, raw = done
-    config = _config(budget=0.0)
+    config = _config(tiny_experiment, budget=0.0)
     again = runner.run_experiment(config, runs, shared=raw["shared"], progress=False)
     assert again["incomplete"] is None  # finished runs are reused whatever the budget
     fresh = dataclasses.replace(raw["shared"], runs_dir=tmp_path / "runs")  # the first run fits, the next does not
@@ -200,26 +173,27 @@ def test_undefined_gap_and_claim_verdicts():
         compare.compare({"kind": "diff", "cell": "c", "a": "base", "b": "nope"}, est, dists)
 
 
-def test_config_mistakes_fail_before_training(tmp_path):
-    config = _config()
+def test_config_mistakes_fail_before_training(tmp_path, tiny_experiment):
+    config = _config(tiny_experiment)
     with config.unlocked():
         config.experiment.comparisons[0].b = "nope"
     with pytest.raises(ValueError, match="must name arms"):
         runner.run_experiment(config, tmp_path)
-    config = _config()
+    config = _config(tiny_experiment)
     with config.unlocked():
         config.experiment.arms[2].name = "harm"
     with pytest.raises(ValueError, match="unique"):
         runner.validate(config)
 
 
-@pytest.mark.parametrize("name", ["c1_transfer.py", "c2_adjacency.py", "c3_scaling.py", "c4_prompt_following.py",
-                                  "c5_if_mixing.py", "c6_thinking.py", "c7_summarization.py", "demo.py"])
-def test_claim_configs_are_valid(name):
-    spec = importlib.util.spec_from_file_location(f"_cfg_{name[:-3]}", ROOT / "configs" / name)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    config = mod.get_config()
+@pytest.mark.parametrize("name", EXPERIMENT_CONFIGS)
+def test_claim_configs_are_valid(name, monkeypatch):
+    config = config_lib.load(name)
+    if "elicit" in config:  # its arms train on task files the run writes first: the gold task stands in for them
+        e = config.experiment
+        trained = {t for a in e.arms for st in a.stages for comp in st.components for t in comp.get("tasks", ())}
+        for task in trained - set(tasks.TASKS):
+            monkeypatch.setitem(tasks.TASKS, task, tasks.get(config.elicit.task))
     runner.validate(config)  # names, comparisons and checkpoint-selection tasks all resolve
     for cell in config.experiment.cells:
         assert cell.limit <= sum(tasks.counts(cell.task, cell.prompt)[config.experiment.split])
@@ -248,8 +222,8 @@ def test_if_retention_from_cached_features_equals_the_full_model(done):
     assert all(isinstance(c["passed"], bool) and isinstance(c["answer"], str) for c in checks)
 
 
-def test_cells_can_ask_another_question_and_keep_a_subset():
-    config = _config()
+def test_cells_can_ask_another_question_and_keep_a_subset(tiny_experiment):
+    config = _config(tiny_experiment)
     probe = x.cell("requests/info_hazard", 30, "p", subset="requests/harmful:primary")
     ref = x.cell("requests/info_hazard", 30, "r", name="ref", subset="requests/harmful:primary",
                  ask_with="requests/harmful:primary")
@@ -263,8 +237,8 @@ def test_cells_can_ask_another_question_and_keep_a_subset():
     assert cells.cell_key(ref) == "ref" and cells.cell_key(probe) == "requests/info_hazard:primary"
 
 
-def test_arm_overrides_reach_the_run_config():
-    config = _config()
+def test_arm_overrides_reach_the_run_config(tiny_experiment):
+    config = _config(tiny_experiment)
     with config.unlocked():
         config.experiment.arms[1] = x.arm("harm", x.balanced("harm", "requests/harmful", 16), loss__reduction="token_mean")
     rc = cells.run_config(config, config.experiment.arms[1], 3)

@@ -2,7 +2,6 @@
 where an items-only CI does not, groups are resampled whole, a failed precondition gives "not testable", every
 claim config's claimed directions match DESIGN.md §1 (a table written here, not read from the configs), per-item
 scores round-trip into the same statistics, and experiments/verdict.py runs clean on the committed results."""
-import importlib.util
 import math
 import pathlib
 import subprocess
@@ -11,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from monitor_jax.core import config as config_lib
 from monitor_jax.eval import metrics, two_level
 from monitor_jax.experiment import compare, decide, item_scores, preconditions
 
@@ -189,24 +189,17 @@ EXPECTED = {
 ROLES = ("a", "b", "arm", "other", "base", "ref")
 
 
-def _load(path: pathlib.Path):
-    spec = importlib.util.spec_from_file_location(f"_direction_{path.stem}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config()
-
-
 CLAIM_CONFIGS = sorted((ROOT / "configs").glob("c*.py"))
 
 
 def test_every_claim_config_is_covered():
-    claims = sorted(_load(p).experiment.claim for p in CLAIM_CONFIGS)
+    claims = sorted(config_lib.load(p).experiment.claim for p in CLAIM_CONFIGS)
     assert claims == [f"C{i}" for i in range(1, 9)]
 
 
 @pytest.mark.parametrize("path", CLAIM_CONFIGS, ids=lambda p: p.stem)
 def test_claimed_directions_follow_the_design(path):
-    e = _load(path).experiment
+    e = config_lib.load(path).experiment
     signed = list(e.comparisons) + [p for p in e.preconditions if p.kind == "diff"]
     got = {(e.claim, c.cell, c.kind, *(c[r] for r in ROLES if c.get(r))): int(c.direction) for c in signed}
     want = {k: v for k, v in EXPECTED.items() if k[0] == e.claim}
@@ -247,12 +240,12 @@ def test_verdict_script_runs_clean_and_its_tables_are_current():
 
 
 def test_config_preconditions_c3_exposure_and_c8_label_agreement(monkeypatch):
-    config = _load(ROOT / "configs" / "c3_scaling.py")
+    config = config_lib.load("c3_scaling")
     spec = config.experiment.preconditions[0].to_dict()
     (rec,) = preconditions.evaluate(config, [spec], {}, {}, {})
     assert rec["rows"]["small"] == pytest.approx(48 * 8) and rec["value"] == pytest.approx(17.0)
     assert rec["passed"] is False  # the 256-item arm sees the in-domain items 17x less often
-    config = _load(ROOT / "configs" / "c8_elicitation.py")
+    config = config_lib.load("c8_elicitation")
     spec = config.experiment.preconditions[0].to_dict()
     gold = {f"i{j}": j % 2 for j in range(96)}
     pseudo = {i: (1 - y if j < 55 else y) for j, (i, y) in enumerate(gold.items())}  # 41 of 96 agree

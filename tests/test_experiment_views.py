@@ -4,39 +4,25 @@ forward on the summaries / the length-matched first tokens / the full inputs, an
 and the results say how the text was generated."""
 import copy
 import dataclasses
-import importlib.util
 import json
-import pathlib
 
 import numpy as np
 import pytest
 
+from monitor_jax.core import config as config_lib
 from monitor_jax.eval import scoring
 from monitor_jax.eval.protocols import summarize, thinking
 from monitor_jax.experiment import cells, runner, views, write
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("_test_views_config", ROOT / "configs" / "experiment.py")
-x = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(x)
+x = config_lib.load_module("configs/experiment.py")
 
 TASK = "requests/harmful"
 
 
-def _config():
-    c = x.get_config()
+def _config(tiny_experiment):
+    c = tiny_experiment("views", steps=2, max_len=256, n_boot=100, select_limit=8)
     with c.unlocked():
-        c.model.name = "tiny-random-llama"
-        c.train.top_k = 1
-        c.optim.lr = 3e-3
-        c.optim.total_steps = 2
-        c.eval.every = 2
-        c.checkpoint.every = 2
-        c.data.max_len = 256
-        c.data.buckets = (128, 256)
         e = c.experiment
-        e.name, e.claim, e.statement = "views", "T", "a test"
-        e.n_boot, e.select_limit, e.seeds = 100, 8, (0, 1)
         e.split = "validation"
         e.cells = [x.cell(TASK, 12, "plain"),
                    x.cell(TASK, 12, "t", name="think", view="thinking", budget=3),
@@ -51,8 +37,8 @@ def _config():
 
 
 @pytest.fixture(scope="module")
-def done(tmp_path_factory):
-    config = _config()
+def done(tmp_path_factory, tiny_experiment):
+    config = _config(tiny_experiment)
     return config, runner.run_experiment(config, tmp_path_factory.mktemp("runs"), progress=False)
 
 
@@ -115,18 +101,18 @@ def test_results_show_the_generated_text_and_pseudo_arms(done, tmp_path):
     assert "## Generated text" in text and "the judge (`judge`" in text
 
 
-def test_view_mistakes_fail_before_training(tmp_path):
-    config = _config()
+def test_view_mistakes_fail_before_training(tmp_path, tiny_experiment):
+    config = _config(tiny_experiment)
     with config.unlocked():
         config.experiment.comparisons[1].cell = "think"  # first_n columns exist on summary cells only
     with pytest.raises(ValueError, match="must name arms scored on it"):
         runner.validate(config)
-    config = _config()
+    config = _config(tiny_experiment)
     with config.unlocked():
         config.experiment.cells[3].judge = "nobody"
     with pytest.raises(ValueError, match="judge must name an arm"):
         runner.validate(config)
-    config = _config()
+    config = _config(tiny_experiment)
     with config.unlocked():
         config.experiment.cells[1].view = "dreaming"
     with pytest.raises(ValueError, match="view must be one of"):

@@ -1,10 +1,13 @@
-"""The base training config: every key `monitor-jax train` reads, with its default, top to bottom.
+"""The base training config (every key `monitor-jax train` reads, with its default) and `load`, the one loader
+of config files.
 
     monitor-jax train --config=configs/base.py --workdir=/tmp/run [--config.optim.lr=3e-5 ...]
 
 `configs/base.py` re-exports this module; the other config files (and a notebook, which has no `configs/`) start
 from `get_config()` here, build their mixtures with `task_component` / `instruction_component` / `stage`, and
-`lock` the result. Keys and their meaning:
+`lock` the result. `load("configs/x.py:arg", overrides={"optim.lr": 1e-3})` is how everything but the `--config`
+flag reads a config file; `load_module` gives a config file as a module (for configs built from a sibling's
+helpers). Keys and their meaning:
 
 - `seed`: data order, subsampling, init of new params (LoRA).
 - `model`: `name` for `registry.load` (smollm2-135m, tiny-random-<family>, hf:DIR, gguf:FILE); compute `dtype`;
@@ -41,10 +44,17 @@ from `get_config()` here, build their mixtures with `task_component` / `instruct
 """
 from __future__ import annotations
 
-from typing import Sequence
+import importlib.util
+import os
+import pathlib
+import types
+from typing import Any, Mapping, Sequence
 
 import ml_collections
 from ml_collections import config_dict
+from ml_collections.config_flags import config_path
+
+REPO = pathlib.Path(__file__).resolve().parents[2]  # relative config paths are read from here
 
 
 def task_component(name: str, tasks: Sequence[str], weight: float = 1.0, *, prompt: str = "primary",
@@ -163,3 +173,39 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.checkpoint.every = 50
     c.checkpoint.keep = 2
     return lock(c)
+
+
+def load_module(path: str | os.PathLike) -> types.ModuleType:
+    """The config file at `path` (absolute, or relative to the repository) as a fresh module."""
+    file = REPO / path  # an absolute `path` replaces REPO
+    if not file.is_file():
+        raise FileNotFoundError(f"config file {file} not found (relative paths are read from {REPO})")
+    spec = importlib.util.spec_from_file_location(f"_monitor_jax_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load(path_or_name: str | os.PathLike, arg: str | None = None,
+         overrides: Mapping[str, Any] | None = None) -> ml_collections.ConfigDict:
+    """`get_config(arg)` of "configs/x.py[:arg]" (a path as `load_module` reads it; a bare "x[:arg]" is
+    configs/x.py), with `overrides` {"optim.lr": 1e-3, "data.stages[0].steps": 5} set on the result."""
+    path = str(path_or_name)
+    if not isinstance(path_or_name, os.PathLike) and ":" in path:
+        path, inline = path.rsplit(":", 1)
+        if arg is not None:
+            raise ValueError(f"config {path_or_name}: an arg after ':' and arg={arg!r}; give one")
+        arg = inline
+    if "/" not in path:  # a bare name: a file in configs/
+        path = f"configs/{path.removesuffix('.py')}.py"
+    module = load_module(path)
+    if not callable(getattr(module, "get_config", None)):
+        raise ValueError(f"config file {path} has no get_config(arg)")
+    config = module.get_config(arg)
+    for key, value in (overrides or {}).items():
+        try:
+            config_path.set_value(key, config, value)
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError) as e:
+            why = str(e.args[0] if e.args else e).splitlines()[0]
+            raise ValueError(f"config {path}: cannot set {key}={value!r}: {why}") from None
+    return config

@@ -3,7 +3,6 @@
 import logging
 
 import jax
-import ml_collections
 import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
@@ -26,17 +25,10 @@ FAST = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": Fals
     if jax.default_backend() == "cpu" else None
 
 
-def make_config(**train) -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.model = dict(name="tiny", dtype="float32", remat="none")
-    c.mesh = dict(shape={"data": -1, "fsdp": 1, "tensor": 1}, rules=None, strict=False)
-    c.train = dict(mode="full", top_k=1, frozen_dtype="float32",
-                   lora=dict(rank=2, alpha=4.0, targets=("q", "v")), **train)
-    c.optim = dict(lr=1e-2, warmup_steps=1, decay="cosine", total_steps=10, weight_decay=0.01, b1=0.9, b2=0.99,
-                   eps=1e-8, clip_norm=1.0, grad_accum=1)
-    c.loss = dict(kind="full_vocab", reduction="example_mean", if_weight=1.0)
-    return c
+@pytest.fixture(scope="module")
+def make_config(tiny_config):
+    """make_config(): full mode, 1 warmup step then cosine, weight decay 0.01 (tests/conftest.py)."""
+    return lambda: tiny_config(optim={"warmup_steps": 1, "decay": "cosine", "weight_decay": 0.01})
 
 
 def make_batch(rng: np.random.Generator, b: int, t: int, n_if: int, vocab: int = 64) -> dict:
@@ -148,8 +140,7 @@ def _pad_rows(batch: dict, rows: slice, b: int) -> dict:
     return out
 
 
-def _train(mesh, grad_accum: int = 1):
-    config = make_config()
+def _train(config, mesh, grad_accum: int = 1):
     config.optim.grad_accum = grad_accum
     params = jax.tree_util.tree_map(np.asarray, T.init_params(TINY, 3))
     model = LoadedModel("tiny", TINY, params, None)
@@ -171,15 +162,15 @@ def _max_diff(a, b) -> float:
 
 
 @pytest.fixture(scope="module")
-def one_device():
-    state, losses = _train(mesh_of(1, 1, 1))
+def one_device(make_config):
+    state, losses = _train(make_config(), mesh_of(1, 1, 1))
     return jax.tree_util.tree_map(np.asarray, state.trainable), losses
 
 
 @pytest.mark.parametrize("dims", [(8, 1, 1), (1, 8, 1), (2, 2, 2)], ids=["data8", "fsdp8", "2x2x2"])
-def test_sharded_training_matches_one_device(one_device, dims):
+def test_sharded_training_matches_one_device(one_device, dims, make_config):
     ref_params, ref_losses = one_device
-    state, losses = _train(mesh_of(*dims))
+    state, losses = _train(make_config(), mesh_of(*dims))
     np.testing.assert_allclose(losses, ref_losses, rtol=0, atol=MESH_TOL)
     assert _max_diff(state.trainable, ref_params) < MESH_TOL
     print(f"{dims}: max |loss diff| {np.max(np.abs(losses - ref_losses)):.2e}, "
@@ -194,17 +185,17 @@ def test_sharded_training_matches_one_device(one_device, dims):
         assert mu.sharding.spec == P(None, "fsdp", "tensor")
 
 
-def test_grad_accumulation_step_matches_one_batch(one_device):
+def test_grad_accumulation_step_matches_one_batch(one_device, make_config):
     """2 padded micro-batches per step on a 2x2x2 mesh == one 8-row batch per step on one device."""
     ref_params, ref_losses = one_device
-    state, losses = _train(mesh_of(2, 2, 2), grad_accum=2)
+    state, losses = _train(make_config(), mesh_of(2, 2, 2), grad_accum=2)
     np.testing.assert_allclose(losses, ref_losses, rtol=0, atol=MESH_TOL)
     assert _max_diff(state.trainable, ref_params) < MESH_TOL
     print(f"grad_accum=2: max |loss diff| {np.max(np.abs(losses - ref_losses)):.2e}, "
           f"max |param diff| {_max_diff(state.trainable, ref_params):.2e}")
 
 
-def test_non_dividing_heads_train_with_the_fallback(caplog):
+def test_non_dividing_heads_train_with_the_fallback(caplog, make_config):
     """3 heads / 1 KV head on tensor=2: q/k/v/o replicated over tensor (one note), and the step runs."""
     cfg = TINY.replace(n_heads=3, n_kv_heads=1)
     mesh = mesh_of(2, 2, 2)

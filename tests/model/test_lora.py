@@ -5,7 +5,6 @@ import functools
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -85,17 +84,10 @@ def test_shapes_names_and_count():
         lora.init_lora(boxed, ("qkv",), 4, jax.random.key(0))
 
 
-def make_config() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.model = dict(name="tiny", dtype="float32", remat="none")
-    c.mesh = dict(shape={"data": -1, "fsdp": 1, "tensor": 1}, rules=None, strict=False)
-    c.train = dict(mode="lora", top_k=1, frozen_dtype="float32",
-                   lora=dict(rank=2, alpha=4.0, targets=("q", "v", "down")))
-    c.optim = dict(lr=1e-2, warmup_steps=0, decay="constant", total_steps=10, weight_decay=0.1, b1=0.9, b2=0.99,
-                   eps=1e-8, clip_norm=1.0, grad_accum=1)
-    c.loss = dict(kind="two_way", reduction="example_mean", if_weight=1.0)
-    return c
+@pytest.fixture
+def config(tiny_config):
+    """LoRA rank 2 (alpha 4) on q, v and down; two-way loss (tests/conftest.py has the rest)."""
+    return tiny_config(train={"mode": "lora", "lora": {"targets": ("q", "v", "down")}}, loss={"kind": "two_way"})
 
 
 def batch_of(rng: np.random.Generator, b: int = 4, t: int = 10) -> dict:
@@ -109,8 +101,7 @@ def batch_of(rng: np.random.Generator, b: int = 4, t: int = 10) -> dict:
             "is_classification": np.ones(b, bool)}
 
 
-def test_lora_training_updates_only_lora_params(params):
-    config = make_config()
+def test_lora_training_updates_only_lora_params(params, config):
     mesh = shd.make_mesh({"data": 2, "fsdp": 1, "tensor": 2}, jax.devices()[:4])
     model = LoadedModel("tiny", TINY, params, None)
     state, shardings = st.create_train_state(config, model, mesh, compiler_options=FAST)
@@ -137,8 +128,7 @@ def test_lora_training_updates_only_lora_params(params):
     np.testing.assert_array_equal(np.asarray(full["layers"]["attn"]["k"]["kernel"]), k_kernel)
 
 
-def test_frozen_base_in_bfloat16(params):
-    config = make_config()
+def test_frozen_base_in_bfloat16(params, config):
     config.train.frozen_dtype = "bfloat16"
     mesh = shd.make_mesh({"data": 1}, jax.devices()[:1])
     state, _ = st.create_train_state(config, LoadedModel("tiny", TINY, params, None), mesh, compiler_options=FAST)

@@ -1,6 +1,5 @@
 """Config files: every one loads and is locked; unknown override keys fail clearly; the tiny config trains end to
 end through the CLI (subprocess) into a workdir with metrics, a checkpoint and a loadable HF export."""
-import importlib.util
 import json
 import os
 import pathlib
@@ -10,24 +9,10 @@ import sys
 import numpy as np
 import pytest
 
+from monitor_jax.core import config as config_lib
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-CONFIGS = ROOT / "configs"
-CASES = [("base.py", None), ("tiny.py", None), ("tiny.py", "lora"), ("tiny.py", "top_k"), ("demo.py", None)]
-
-
-def load_config(name, arg=None):
-    spec = importlib.util.spec_from_file_location(f"cfg_{name[:-3]}", CONFIGS / name)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config(arg)
-
-
-@pytest.fixture(scope="module")
-def xla_cache(tmp_path_factory):
-    """One persistent XLA compile cache for this session's train tests (subprocesses inherit it via env)."""
-    path = tmp_path_factory.getbasetemp() / "xla-cache"
-    path.mkdir(exist_ok=True)
-    return str(path)
+CASES = [(p.name, None) for p in sorted((ROOT / "configs").glob("*.py"))] + [("tiny.py", "lora"), ("tiny.py", "top_k")]
 
 
 def _cli(*args, cache=None, timeout=600):
@@ -40,7 +25,7 @@ def _cli(*args, cache=None, timeout=600):
 
 @pytest.mark.parametrize("name,arg", CASES)
 def test_every_config_loads_with_every_key_and_is_locked(name, arg):
-    c = load_config(name, arg)
+    c = config_lib.load(name, arg)
     for key in ("seed", "log_every", "model.name", "model.dtype", "model.remat", "mesh.shape", "mesh.strict",
                 "train.mode", "train.top_k", "train.frozen_dtype", "train.cache_features", "train.lora.rank",
                 "train.lora.alpha", "train.lora.targets", "optim.lr", "optim.warmup_steps", "optim.decay",
@@ -53,18 +38,40 @@ def test_every_config_loads_with_every_key_and_is_locked(name, arg):
             node = node[part]
     assert "buckets" in c.data and "rules" in c.mesh
     assert c.eval.split == "validation"
-    for st in c.data.stages:
+    arms = c.experiment.arms if "experiment" in c else ()  # an experiment's stages are its arms'
+    stages = [*c.data.stages, *(st for arm in arms for st in arm.stages)]
+    assert stages or name == "experiment.py"  # the experiments' shared base has no arms
+    for st in stages:
         for comp in st.components:
             assert comp.get("instruction", False) or comp.tasks
     with pytest.raises(AttributeError):
         c.optim.lrr = 1.0
-    with pytest.raises(AttributeError):
-        c.data.stages[0].components[0].wieght = 1.0  # dicts inside lists are locked too
+    for st in stages[:1]:
+        with pytest.raises(AttributeError):
+            st.components[0].wieght = 1.0  # dicts inside lists are locked too
+
+
+def test_load_reads_paths_names_args_and_overrides_with_errors_naming_the_file(tmp_path):
+    lora = config_lib.load("configs/tiny.py:lora")
+    assert lora.train.mode == "lora"
+    assert str(config_lib.load("tiny", "lora")) == str(config_lib.load(ROOT / "configs" / "tiny.py", "lora")) == \
+        str(lora)
+    c = config_lib.load("tiny.py:top_k", overrides={"optim.lr": 3e-3, "data.stages[0].components[0].weight": 2})
+    assert c.train.mode == "top_k_layers" and c.optim.lr == 3e-3 and c.data.stages[0].components[0].weight == 2.0
+    with pytest.raises(FileNotFoundError, match="nope.py"):
+        config_lib.load("configs/nope.py")
+    with pytest.raises(ValueError, match=r"configs/tiny.py: cannot set optim.lrr"):
+        config_lib.load("tiny", overrides={"optim.lrr": 1.0})
+    with pytest.raises(ValueError, match="give one"):
+        config_lib.load("tiny:lora", "top_k")
+    (tmp_path / "no_get_config.py").write_text("X = 1\n")
+    with pytest.raises(ValueError, match="no_get_config.py has no get_config"):
+        config_lib.load(str(tmp_path / "no_get_config.py"))
 
 
 def test_bad_config_arg_fails():
     with pytest.raises(ValueError, match="unknown arg"):
-        load_config("tiny.py", "nope")
+        config_lib.load("tiny.py", "nope")
 
 
 @pytest.mark.parametrize("override,hint", [("--config.optim.lrr=1e-3", "'lr'"),
@@ -106,6 +113,6 @@ def test_tiny_config_trains_end_to_end_through_the_cli(tmp_path, xla_cache):
     # The export is the evaluated model: re-scoring it reproduces the logged validation AUROC.
     from monitor_jax.experiment import run
 
-    config = load_config("tiny.py")
+    config = config_lib.load("tiny.py")
     auroc = run.make_evaluate(config, exported)(exported.params, 2)["auroc/requests/harmful"]
     assert auroc == pytest.approx(rows[-1]["eval/auroc/requests/harmful"], abs=1e-6)

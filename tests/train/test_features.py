@@ -1,7 +1,5 @@
 """Cached lower-layer features: they equal the lower stack, are computed once per distinct row, and top-k training
 from the cache follows the same loss curve and reaches the same params as top-k training without it."""
-import importlib.util
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -11,24 +9,20 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from monitor_jax.model import registry, transformer
 from monitor_jax.train import data as data_lib
+from monitor_jax.core import config as config_lib
 from monitor_jax.train import metric_log
 from monitor_jax.core import sharding
 from monitor_jax.train import features, loop
 from monitor_jax.train import state as state_lib
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("cfg_tiny_features", ROOT / "configs" / "tiny.py")
-TINY = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(TINY)
-
 
 @pytest.fixture(scope="module", autouse=True)
 def _compile_cache(xla_cache):
-    """This module's tests share the persistent compile cache (tests/train/conftest.py)."""
+    """This module's tests share the persistent compile cache (tests/conftest.py)."""
 
 
 def _config(cache: bool, steps: int = 4):
-    c = TINY.get_config("top_k")
+    c = config_lib.load("tiny", "top_k")
     c.train.cache_features = cache
     c.optim.total_steps = steps
     c.checkpoint.every = steps

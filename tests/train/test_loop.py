@@ -1,35 +1,22 @@
 """The training loop: resume after a crash == uninterrupted (bit-identical on CPU), NaN stops with the step,
 and training the tiny model on a separable toy task drives held-out AUROC >= 0.95."""
-import importlib.util
 import json
-import pathlib
 
 import jax
 import numpy as np
 import pytest
 
+from monitor_jax.core import config as config_lib
 from monitor_jax.data import sources, tasks
 from monitor_jax.model import registry
 from monitor_jax.train import data as data_lib
 from monitor_jax.train import metric_log
 from monitor_jax.train import loop
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _module(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-TINY = _module(ROOT / "configs" / "tiny.py", "cfg_tiny_loop")
-
 
 @pytest.fixture(scope="module", autouse=True)
 def _compile_cache(xla_cache):
-    """This module's tests share the persistent compile cache (tests/train/conftest.py)."""
+    """This module's tests share the persistent compile cache (tests/conftest.py)."""
 
 
 def _no_time(rows):
@@ -41,7 +28,7 @@ def _exported(path):
 
 
 def _tiny(**overrides):
-    c = TINY.get_config()
+    c = config_lib.load("tiny")
     for key, value in overrides.items():
         node = c
         *parents, last = key.split(".")
@@ -142,7 +129,7 @@ def test_training_on_a_separable_toy_task_reaches_auroc_095(tmp_path, model):
     name = _register_toy_task()
     config = _tiny(**{"optim.total_steps": 6, "eval.every": 6, "eval.at_start": True, "eval.tasks": (name,),
                       "eval.limit_per_task": 64, "checkpoint.every": 6, "log_every": 3})
-    config.data.stages = [TINY.base.stage(None, TINY.base.task_component("toy", [name]))]
+    config.data.stages = [config_lib.stage(None, config_lib.task_component("toy", [name]))]
     out = loop.train_and_evaluate(config, tmp_path, run.make_evaluate(config, model), model=model, progress=False)
     rows = metric_log.read_metrics(tmp_path)
     start = next(r for r in rows if r["step"] == 0)
@@ -155,8 +142,8 @@ def test_training_on_a_separable_toy_task_reaches_auroc_095(tmp_path, model):
 
 def test_step_batches_stack_one_bucket_per_step_and_follow_the_stages(model):
     config = _tiny(**{"optim.grad_accum": 2, "optim.total_steps": 3, "data.buckets": (64, 96, 128)})
-    config.data.stages = [TINY.base.stage(1, TINY.base.task_component("a", ["requests/harmful"], limit_per_task=32)),
-                          TINY.base.stage(None, TINY.base.task_component("b", ["requests/cyber"], limit_per_task=32))]
+    config.data.stages = [config_lib.stage(1, config_lib.task_component("a", ["requests/harmful"], limit_per_task=32)),
+                          config_lib.stage(None, config_lib.task_component("b", ["requests/cyber"], limit_per_task=32))]
     stream = data_lib.train_batches(model.tokenizer, config, shard_index=0, shard_count=1)
     first = next(stream)
     assert stream.stage == 0 and first["tokens"].shape[:2] == (2, 8) and first["id"].shape == (2, 8)

@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+from monitor_jax.core import config as config_lib
 from monitor_jax.core import distributed
 from monitor_jax.model import registry
 from monitor_jax.train import checkpoint, metric_log
@@ -18,7 +19,6 @@ from monitor_jax.train import data as train_data
 from monitor_jax.train import loop
 from monitor_jax.train.mode import TrainMode
 from multihost import CLI, launch
-from test_configs import load_config
 
 CONFIG = "configs/tiny.py"  # 2 steps, global batch 8, checkpoint every step, eval (16 examples) at step 2
 N_PROCESSES = 2
@@ -38,12 +38,6 @@ def two_process_run(tmp_path_factory, launch_env):
     outputs = launch(CLI + ["train", f"--config={CONFIG}", f"--workdir={work}"], N_PROCESSES, 2, flags=True,
                      env=launch_env, log_dir=work.parent)
     return work, outputs
-
-
-def _tiny_config(**optim):
-    config = load_config("tiny.py")
-    config.optim.update(optim)
-    return config
 
 
 def _params(export_dir) -> dict:
@@ -106,7 +100,7 @@ def test_two_processes_train_like_one_process_on_the_same_global_batch(two_proce
     monkeypatch.setattr(train_data, "train_batches", lambda tok, config: _GlobalBatchOfShards(tok, config, 2))
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "set")  # run.train: keep the xla_cache fixture's cache
     ref = tmp_path / "ref"
-    run.train(_tiny_config(), ref, model, progress=False)
+    run.train(config_lib.load(CONFIG), ref, model, progress=False)
 
     multi, single = metric_log.read_metrics(work), metric_log.read_metrics(ref)
     assert [r["step"] for r in multi] == [r["step"] for r in single] == [1, 2]
@@ -188,16 +182,18 @@ def test_checkpoint_moves_between_two_processes_and_one(two_process_run, tmp_pat
 
     work = tmp_path / "run"
     shutil.copytree(two_process_run[0], work)
-    config = _tiny_config()
+    config = config_lib.load(CONFIG)
     mesh = sharding.make_mesh(config.mesh.shape)  # 8 devices in this process
     state, shardings = state_lib.create_train_state(config, model, mesh)
     with ocp.CheckpointManager(work / "checkpoints") as manager:
         state, data = checkpoint.restore_checkpoint(manager, 2, state, shardings)
     assert int(state.step) == 2 and len(data["iterators"]) == N_PROCESSES
-    restored = jax.tree_util.tree_map(np.asarray, state_lib.full_params(state, TrainMode.from_config(config), model.cfg))
+    full = state_lib.full_params(state, TrainMode.from_config(config), model.cfg)
+    restored = jax.tree_util.tree_map(np.asarray, full)
     _assert_trees_close(restored, _params(work / "export" / "step_2"), atol=0.0)
 
-    one = loop.train_and_evaluate(_tiny_config(total_steps=3), work, None, model=model, progress=False)
+    three_steps = config_lib.load(CONFIG, overrides={"optim.total_steps": 3})
+    one = loop.train_and_evaluate(three_steps, work, None, model=model, progress=False)
     assert one["step"] == 3 and np.isfinite(one["train/loss"])
     trained_alone = _params(work / "export" / "step_3")
 

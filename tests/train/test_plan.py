@@ -2,7 +2,6 @@
 hand count, activations behave like activations (remat order, linear in rows), nothing big is allocated, and the
 CLI prints every mesh."""
 
-import importlib.util
 import pathlib
 import resource
 import subprocess
@@ -11,6 +10,7 @@ import sys
 import jax
 import pytest
 
+from monitor_jax.core import config as config_lib
 from monitor_jax.model import registry
 from monitor_jax.train import plan
 
@@ -20,14 +20,8 @@ LLAMA3_70B_PARAMS = 70_553_706_496
 
 
 def _config(arg=None, **changes):
-    spec = importlib.util.spec_from_file_location("cfg_plan_8b", ROOT / "configs" / "plan_8b.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    c = mod.get_config(arg)
-    for key, value in changes.items():
-        section, name = key.split("__")
-        c[section][name] = value
-    return c
+    """configs/plan_8b.py with `changes` {"model__remat": "full"} ("__" for ".")."""
+    return config_lib.load("plan_8b", arg, {k.replace("__", "."): v for k, v in changes.items()})
 
 
 def _live_bytes() -> int:

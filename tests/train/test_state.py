@@ -4,7 +4,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
@@ -24,16 +23,12 @@ FAST = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": Fals
     if jax.default_backend() == "cpu" else None  # ~5x faster XLA:CPU compiles, same arithmetic
 
 
-def make_config(mode: str = "full", top_k: int = 1) -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.model = dict(name="tiny", dtype="float32", remat="none")
-    c.mesh = dict(shape={"data": -1, "fsdp": 1, "tensor": 1}, rules=None, strict=False)
-    c.train = dict(mode=mode, top_k=top_k, frozen_dtype="float32", lora=dict(rank=2, alpha=4.0, targets=("q", "up")))
-    c.optim = dict(lr=1e-2, warmup_steps=2, decay="cosine", total_steps=10, weight_decay=0.1, b1=0.9, b2=0.99,
-                   eps=1e-8, clip_norm=1.0, grad_accum=1)
-    c.loss = dict(kind="full_vocab", reduction="token_mean", if_weight=1.0)
-    return c
+@pytest.fixture(scope="module")
+def make_config(tiny_config):
+    """make_config(mode="full", top_k=1): LoRA on q and up, 2 warmup steps then cosine, token-mean loss."""
+    return lambda mode="full", top_k=1: tiny_config(
+        train={"mode": mode, "top_k": top_k, "lora": {"targets": ("q", "up")}},
+        optim={"warmup_steps": 2, "decay": "cosine"}, loss={"reduction": "token_mean"})
 
 
 def batch_of(rng: np.random.Generator, b: int = 4, t: int = 10) -> dict:
@@ -58,7 +53,7 @@ def one_device():
     return shd.make_mesh({"data": 1}, jax.devices()[:1])
 
 
-def test_schedule_warmup_then_decay():
+def test_schedule_warmup_then_decay(make_config):
     optim = make_config().optim
     optim.update(lr=1.0, warmup_steps=4, total_steps=14)
     values = {}
@@ -75,7 +70,7 @@ def test_schedule_warmup_then_decay():
         st.make_schedule(optim)
 
 
-def test_optimizer_does_not_decay_norms_or_biases():
+def test_optimizer_does_not_decay_norms_or_biases(make_config):
     optim = make_config().optim
     optim.update(lr=0.5, warmup_steps=0, decay="constant", weight_decay=0.1, clip_norm=1.0)
     tx = st.make_optimizer(optim)
@@ -90,7 +85,7 @@ def test_optimizer_does_not_decay_norms_or_biases():
     assert np.all(np.asarray(zero["mlp_norm"]["scale"]) == 0) and np.all(np.asarray(zero["q"]["bias"]) == 0)
 
 
-def test_state_is_created_sharded_with_optimizer_state_following_params(params):
+def test_state_is_created_sharded_with_optimizer_state_following_params(params, make_config):
     config = make_config()
     mesh = shd.make_mesh({"data": 2, "fsdp": 2, "tensor": 2})
     state, shardings = st.create_train_state(config, LoadedModel("tiny", TINY, params, None), mesh,
@@ -108,7 +103,7 @@ def test_state_is_created_sharded_with_optimizer_state_following_params(params):
     assert all(x.sharding == s for x, s in leaves)
 
 
-def test_abstract_state_plans_bytes_per_device_without_weights():
+def test_abstract_state_plans_bytes_per_device_without_weights(make_config):
     mesh = shd.make_mesh({"data": 1, "fsdp": 4, "tensor": 2})
     abstract, shardings, _ = st.abstract_state(make_config(), SMOLLM2, mesh)
     total = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(abstract))
@@ -121,7 +116,7 @@ def test_abstract_state_plans_bytes_per_device_without_weights():
     assert st.bytes_per_device(abstract, shardings) < per_device / 4
 
 
-def test_bad_modes_are_config_errors(params):
+def test_bad_modes_are_config_errors(params, make_config):
     with pytest.raises(ValueError, match="config.train.mode"):
         TrainMode.from_config(make_config("partial")).split(params, TINY)
     with pytest.raises(ValueError, match="config.train.top_k"):
@@ -129,7 +124,7 @@ def test_bad_modes_are_config_errors(params):
 
 
 @pytest.mark.parametrize("mode", ["full", "lora", "top_k_layers"])
-def test_split_and_assemble_round_trip(params, mode):
+def test_split_and_assemble_round_trip(params, mode, make_config):
     config = make_config(mode)
     split = jax.jit(lambda p: TrainMode.from_config(config).split(p, TINY), compiler_options=FAST)
     trainable, frozen = split(params)
@@ -141,7 +136,7 @@ def test_split_and_assemble_round_trip(params, mode):
 
 
 @pytest.mark.parametrize("top_k", [1, 2])
-def test_top_k_forward_equals_full_forward(params, top_k):
+def test_top_k_forward_equals_full_forward(params, top_k, make_config):
     """The split stack (frozen lower layers, then the trainable top) computes the same loss as the full model,
     and cached lower-layer activations passed as batch["embeddings"] give it too."""
     batch = batch_of(np.random.default_rng(0))
@@ -165,7 +160,7 @@ def test_top_k_forward_equals_full_forward(params, top_k):
     np.testing.assert_allclose(float(from_cache), float(full), rtol=1e-6)
 
 
-def test_top_k_training_keeps_lower_layers_frozen(params):
+def test_top_k_training_keeps_lower_layers_frozen(params, make_config):
     config = make_config("top_k_layers", top_k=1)
     mesh = one_device()
     state, shardings = st.create_train_state(config, LoadedModel("tiny", TINY, params, None), mesh,

@@ -5,7 +5,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -19,17 +18,11 @@ FAST = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": Fals
 L = 12
 
 
-def make_config(**loss) -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.model = dict(name="tiny", dtype="float32", remat="none")
-    c.mesh = dict(shape={"data": -1, "fsdp": 1, "tensor": 1}, rules=None, strict=False)
-    c.train = dict(mode="full", top_k=1, frozen_dtype="float32", lora=dict(rank=2, alpha=4.0, targets=("q",)))
-    c.optim = dict(lr=1e-2, warmup_steps=0, decay="constant", total_steps=10, weight_decay=0.0, b1=0.9, b2=0.99,
-                   eps=1e-8, clip_norm=0.0, grad_accum=1)
-    c.loss = dict(kind="full_vocab", reduction="example_mean", if_weight=1.0)
-    c.loss.update(loss)
-    return c
+@pytest.fixture(scope="module")
+def make_config(tiny_config):
+    """make_config(**loss): full mode, no weight decay or clipping, `loss` keys set (tests/conftest.py)."""
+    return lambda **loss: tiny_config(train={"lora": {"targets": ("q",)}},
+                                      optim={"weight_decay": 0.0, "clip_norm": 0.0}, loss=loss)
 
 
 def make_batch(rng: np.random.Generator, kinds: str, t: int = L, vocab: int = 64) -> dict:
@@ -122,7 +115,7 @@ def test_if_loss_equals_naive_token_cross_entropy(params, chunk):
 
 
 @pytest.fixture(scope="module")
-def loss_and_grads_fn():
+def loss_and_grads_fn(make_config):
     """jit(loss_and_grads) for a full-mode config; batches carry the micro-batch axis."""
     config = make_config()
     return jax.jit(lambda p, b: sp.loss_and_grads(p, None, b, sp.Spec.from_config(config), TINY), compiler_options=FAST)
@@ -154,7 +147,7 @@ def test_answer_loss_ignores_everything_but_the_prefix_and_answer(params, loss_a
     assert abs(float(loss_and_grads_fn(params, _micro(before))[0]) - float(loss)) > 1e-4
 
 
-def test_token_mean_and_example_mean_by_hand(params):
+def test_token_mean_and_example_mean_by_hand(params, make_config):
     """A classification row and a long IF row: example_mean counts each once, token_mean lets IF tokens swamp."""
     batch = make_batch(np.random.default_rng(3), "cip")
     batch["loss_mask"][1] = 0.0
@@ -199,7 +192,7 @@ def test_grad_accumulation_equals_one_batch(params, loss_and_grads_fn):
         np.testing.assert_allclose(float(aux_k[key]), float(aux[key]), rtol=1e-5)
 
 
-def test_accuracy_counts_classification_rows(params):
+def test_accuracy_counts_classification_rows(params, make_config):
     batch = make_batch(np.random.default_rng(5), "cccip")
     logp = np.asarray(naive_logprobs(params, batch))
     right = []
@@ -221,7 +214,7 @@ def test_stack_microbatches_checks_keys():
         sp.stack_microbatches([a, {k: v for k, v in a.items() if k != "weight"}])
 
 
-def test_eval_loss_matches_loss_fn(params):
+def test_eval_loss_matches_loss_fn(params, make_config):
     from monitor_jax.core import sharding as shd
     from monitor_jax.train import state as st
 
