@@ -46,7 +46,7 @@ class Shared:
     upper_cfg: transformer.ModelConfig
     frozen: Any
     base_upper: Any
-    store: features.MemoryStore
+    store: Any  # feature_store.open_store: by default the shared on-disk store with a memory layer
     cache: features.FeatureCache
     runs_dir: Path
 
@@ -63,9 +63,8 @@ class Shared:
         mesh = sharding.make_mesh(config.mesh.shape)
         rep = NamedSharding(mesh, P())
         frozen = jax.device_put({k: v for k, v in lower.items() if k != "final_norm"}, rep)
-        store = features.MemoryStore()
-        cache = features.FeatureCache(config, model.cfg, mesh, jax.tree_util.tree_map(lambda _: rep, frozen),
-                                      shared_store=store)
+        cache = features.FeatureCache(config, model.cfg, mesh, jax.tree_util.tree_map(lambda _: rep, frozen))
+        store = cache.open(frozen)
         upper_cfg = scoring.inference_config(model.cfg).replace(n_layers=model.cfg.n_layers - n_lower,
                                                                  dtype=config.model.dtype)
         return cls(model, n_lower, upper_cfg, frozen, jax.device_put(upper), store, cache, Path(runs_dir))
@@ -153,6 +152,12 @@ def run_key(config: Any, selection: list[str], select_limit: int) -> str:
             for k in ("seed", "model", "train", "optim", "loss", "data")})
     keep["data"]["stages"] = [s.to_dict() for s in config.data.stages]
     keep["eval_every"] = int(config.eval.every)
+    for where, key, default in (("train", "feature_store", None), ("train", "feature_store_dir", None),
+                                ("train", "feature_store_dtype", "float32"), ("optim", "total_rows", None)):
+        if default is None or keep[where].get(key) == default:  # where features live is not the run's result
+            keep[where].pop(key, None)  # (and defaults keep the keys of runs made before these keys existed)
+    if int(config.eval.get("patience") or 0):
+        keep["eval_patience"] = int(config.eval.patience)
     return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 

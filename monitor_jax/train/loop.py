@@ -328,7 +328,7 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike, evaluate: Evalua
     best step when `config.eval.split == "validation"`. `model`: a `registry.LoadedModel` to start from
     (default `registry.load(config.model.name)`). Returns the last logged row (`train/*`, `eval/*`), `export`
     (the final HF dir) and, when tracked, `best_step`, `best/eval/mean_auroc`, `best_export`.
-    `feature_store`: a `features.MemoryStore` shared with other runs on the same frozen stack (cached-feature
-    top_k_layers training; the experiment runner reuses lower-layer features across arms and seeds).
+    `feature_store`: a store (`feature_store.open_store`) shared with other runs on the same frozen stack
+    (cached-feature top_k_layers training; default: `config.train.feature_store`, the shared on-disk store).
     """
     return _Run(config, workdir, evaluate, model, progress, feature_store).run()
