@@ -19,6 +19,7 @@ from monitor_jax.core import assets, io, sharding
 from monitor_jax.data import pipeline, tasks
 from monitor_jax.eval import scoring
 from monitor_jax.model import registry, transformer
+from monitor_jax.train import budget
 from monitor_jax.train import data as train_data
 from monitor_jax.train import features
 
@@ -127,7 +128,8 @@ def selection(config: Any, arm: Any) -> list[tuple[str, list]]:
 
 
 def run_config(config: Any, arm: Any, seed: int) -> Any:
-    """The training config of one run: the experiment's training keys, the arm's stages and overrides, `seed`."""
+    """The training config of one run: the experiment's training keys, the arm's stages and overrides, `seed`;
+    the length in row-visits when set (arm `rows`, else `experiment.budget_rows`; `train.budget.resolve`)."""
     c = copy.deepcopy(config)
     with c.unlocked():
         del c["experiment"]
@@ -142,7 +144,10 @@ def run_config(config: Any, arm: Any, seed: int) -> Any:
             if last not in node:
                 raise ValueError(f"arm {arm.name!r}: override {key!r} names no config key")
             node[last] = value
-    return c
+        rows = arm.get("rows") or config.experiment.get("budget_rows")
+        if rows and c.optim.get("total_rows") is None:  # an arm's `rows`, else the experiment's, in row-visits
+            c.optim.total_rows = int(rows)
+    return budget.resolve(c)
 
 
 def run_key(config: Any, selection: list[str], select_limit: int) -> str:

@@ -67,6 +67,9 @@ def train_run(shared: cells.Shared, config: Any, arm: Any, seed: int, progress: 
     for sub in ("export", "checkpoints"):  # the chosen top layers are kept; the full copies are not needed
         shutil.rmtree(rdir / "work" / sub, ignore_errors=True)
     cells.write_json(rdir / "run.json", {"arm": arm.name, "seed": int(seed), "best_step": summary.get("best_step"),
+                                    "steps_trained": summary.get("steps_trained"),
+                                    "total_steps": summary.get("total_steps"),
+                                    "stopped_early": summary.get("stopped_early"),
                                     "selection_curve": curve, "train_minutes": (time.perf_counter() - start) / 60,
                                     "selected_on": [n for n, _ in select],
                                     "feature_store": shared.store.stats()})  # after this run (process-wide)
