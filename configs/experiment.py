@@ -12,11 +12,15 @@ max_len 1024 (agent transcripts are ~800-1300 tokens; longer inputs lose their m
 - `seeds`: one run per arm and seed; `budget_minutes`: training minutes the experiment may spend, reused runs
   included (the next run to train is skipped when it would not fit; a finished run is always reused);
   `split`: the split of the evaluation cells (test: read once per chosen checkpoint); `n_boot` paired bootstrap
-  resamples; `select_limit` validation items per training task for checkpoint selection.
+  resamples; `select_limit` validation items per training task for checkpoint selection; `budget_rows` (None:
+  `optim.total_steps`) each run's length in row-visits (an arm's `rows` replaces it; steps =
+  ceil(rows / batch_size)). With `eval.every_rows` and `eval.patience` (configs/core: `monitor_jax/core/config.py`)
+  a run is evaluated every N row-visits and stops after `patience` evaluations without improvement.
 - `cells`: (task, prompt, `limit` = n items, fixed before the run, `role`).
 - `cells` may also set `view` (thinking | thinking_control | summary), `budget`, `judge`, `arms` (views.py).
 - `arms`: `name`, `label`, `stages` (empty: the untrained base model), `x` (a number for the scaling plot), `seeds`,
-  `select` ("task:prompt", ...) to choose the checkpoint on (default: the arm's training tasks), `overrides`
+  `select` ("task:prompt", ...) to choose the checkpoint on (default: the arm's training tasks), `rows`
+  (row-visits of its runs, replacing `budget_rows`; set it with `arm(..., rows=N)`), `overrides`
   {"loss__reduction": value}: training-config keys with "__" for ".".
 - `comparisons`: `kind` diff (a, b) | gap (arm, base, ref) | gap_diff (arm, other, base, ref), `cell`
   "task:prompt", `direction` of the claimed effect (+1/-1, from the claim's statement in DESIGN.md §1: a test
@@ -51,13 +55,15 @@ def cell(task: str, limit: int, role: str, prompt: str = "primary", *, name: str
 
 
 def arm(name: str, *components: ml_collections.ConfigDict, label: str | None = None, x: float | None = None,
-        seeds: tuple[int, ...] | None = None, **overrides) -> ml_collections.ConfigDict:
+        seeds: tuple[int, ...] | None = None, rows: int | None = None, **overrides) -> ml_collections.ConfigDict:
     """An arm trained on `components` mixed in one stage (none: the untrained base model); `seeds` replaces the
     experiment's seeds for this arm (e.g. one judge run)."""
     a = ml_collections.ConfigDict({"name": name, "label": label or name,
                                    "stages": [stage(None, *components)] if components else [],
                                    "overrides": ml_collections.ConfigDict(overrides)})
     a.x = x
+    if rows is not None:
+        a.rows = int(rows)
     if seeds is not None:
         a.seeds = tuple(seeds)
     return a
@@ -116,6 +122,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         e.split = "test"
         e.n_boot = 1000
         e.select_limit = 48
+        e.budget_rows = ml_collections.config_dict.placeholder(int)
         e.cells = []
         e.arms = []
         e.comparisons = []

@@ -173,6 +173,11 @@ def _experiment(fv: Flags, args: list[str], demo: bool = False) -> int:
     config = _load_config(fv, "demo" if demo else "experiment", "configs/demo.py" if demo else None)
     if "experiment" not in config:
         raise ValueError("--config has no `experiment` section (see configs/experiment.py)")
+    if not demo and fv.dry_run:
+        from monitor_jax.experiment import cost
+
+        print(cost.dry_run(config))
+        return 0
     out = fv.out or ("/tmp/monitor-jax-demo" if demo else None)
     if not out:
         raise ValueError("experiment needs --out=DIR (e.g. experiments/results/<name>)")
@@ -191,6 +196,9 @@ def _define_experiment(fv: Flags, demo: bool = False) -> None:
     _config(fv, "The experiment (default configs/demo.py)" if demo else "The experiment")
     _out(fv, "results.md, results.json, auroc.png" + (" (default /tmp/monitor-jax-demo)" if demo else ""))
     _runs_dir(fv)
+    if not demo:
+        flags.DEFINE_bool("dry_run", False, "Print the estimated wall time (measured per-token costs on this "
+                          "machine x every arm, seed and cell; cold cache) and exit; nothing trains.", flag_values=fv)
 
 
 def _zero_shot(fv: Flags, args: list[str]) -> int:

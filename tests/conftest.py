@@ -5,6 +5,10 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "MONITOR_JAX_FEATURES" not in os.environ:  # the shared feature store of this session: a temp folder
+    import tempfile
+
+    os.environ["MONITOR_JAX_FEATURES"] = tempfile.mkdtemp(prefix="monitor-jax-features-")
 
 import ml_collections  # noqa: E402
 import pytest  # noqa: E402

@@ -18,11 +18,15 @@ helpers). Keys and their meaning:
 - `train`: `mode` full | lora | top_k_layers; `top_k` (top_k_layers: the top k of L layers train, the lower
   L-k and the embedding are frozen); `frozen_dtype` storage dtype of frozen params; `lora.{rank, alpha,
   targets}`; `cache_features` (top_k_layers only: compute the frozen lower layers once per distinct example
-  and train the top k from the cache, `train/features.py`); `feature_store` memory | disk (an np.memmap
-  file in the workdir).
+  and train the top k from the cache, `train/features.py`); `feature_store` shared | memory | disk: where the
+  features live (shared: the on-disk store under `feature_store_dir`, default `$MONITOR_JAX_CACHE/features`,
+  reused by every run and process on the same frozen stack, with a memory layer in front; memory: this
+  process only; disk: an np.memmap file in the workdir); `feature_store_dtype` float32 | bfloat16 (the shared
+  store's storage dtype).
 - `optim`: AdamW with linear warmup then `decay` (cosine | linear | constant) to `total_steps`; `clip_norm`
   global-norm clipping (0: none); `grad_accum` micro-batches per optimizer step. `total_steps` is the length
-  of the run in optimizer steps.
+  of the run in optimizer steps; `total_rows` (None: unused) sets it in row-visits instead:
+  ceil(total_rows / (batch_size x grad_accum)) steps (`train.budget.resolve`).
 - `loss`: `kind` full_vocab (CE over the vocabulary at the answer slot) | two_way (CE over the two label
   tokens); `reduction` example_mean (each row counts once: the single label token and a long IF answer weigh
   the same) | token_mean (every target token counts once: long IF answers swamp the label token — the C5
@@ -37,7 +41,9 @@ helpers). Keys and their meaning:
   Each optimizer step draws grad_accum x batch_size rows of ONE length bucket (`train/data.py`).
 - `eval`: periodic held-out evaluation every `every` steps (0: only at the end) on the `split` ("validation":
   checkpoints and the best step are chosen on validation only) of `tasks` (primary prompt,
-  `limit_per_task` stratified); `at_start` also evaluates the untrained model at step 0.
+  `limit_per_task` stratified); `at_start` also evaluates the untrained model at step 0; `every_rows` (None:
+  unused) sets `every` in row-visits; `patience` (0: off) stops the run after that many evaluations in a row
+  without a better `eval/mean_auroc` than the best so far (validation only; the stop is recorded).
 - `checkpoint`: Orbax checkpoint (state + data-iterator position) every `every` steps and at the end,
   keeping the last `keep`. Re-running the same command resumes from the latest one.
 - `log_every`: steps between lines of `metrics.jsonl` / TensorBoard points.
@@ -128,7 +134,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.top_k = 2
     c.train.frozen_dtype = "float32"
     c.train.cache_features = False
-    c.train.feature_store = "memory"
+    c.train.feature_store = "shared"
+    c.train.feature_store_dir = config_dict.placeholder(str)
+    c.train.feature_store_dtype = "float32"
     c.train.lora = ml_collections.ConfigDict()
     c.train.lora.rank = 8
     c.train.lora.alpha = 16.0
@@ -139,6 +147,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optim.warmup_steps = 10
     c.optim.decay = "cosine"
     c.optim.total_steps = 200
+    c.optim.total_rows = config_dict.placeholder(int)
     c.optim.weight_decay = 0.0
     c.optim.b1 = 0.9
     c.optim.b2 = 0.999
@@ -164,6 +173,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict()
     c.eval.every = 50
     c.eval.at_start = False
+    c.eval.every_rows = config_dict.placeholder(int)
+    c.eval.patience = 0
     c.eval.tasks = ("requests/harmful", "news/sports", "tweets/negative")
     c.eval.split = "validation"
     c.eval.limit_per_task = 200

@@ -19,6 +19,7 @@ from monitor_jax.core import assets, io, sharding
 from monitor_jax.data import pipeline, tasks
 from monitor_jax.eval import scoring
 from monitor_jax.model import registry, transformer
+from monitor_jax.train import budget
 from monitor_jax.train import data as train_data
 from monitor_jax.train import features
 
@@ -46,7 +47,7 @@ class Shared:
     upper_cfg: transformer.ModelConfig
     frozen: Any
     base_upper: Any
-    store: features.MemoryStore
+    store: Any  # feature_store.open_store: by default the shared on-disk store with a memory layer
     cache: features.FeatureCache
     runs_dir: Path
 
@@ -63,9 +64,8 @@ class Shared:
         mesh = sharding.make_mesh(config.mesh.shape)
         rep = NamedSharding(mesh, P())
         frozen = jax.device_put({k: v for k, v in lower.items() if k != "final_norm"}, rep)
-        store = features.MemoryStore()
-        cache = features.FeatureCache(config, model.cfg, mesh, jax.tree_util.tree_map(lambda _: rep, frozen),
-                                      shared_store=store)
+        cache = features.FeatureCache(config, model.cfg, mesh, jax.tree_util.tree_map(lambda _: rep, frozen))
+        store = cache.open(frozen)
         upper_cfg = scoring.inference_config(model.cfg).replace(n_layers=model.cfg.n_layers - n_lower,
                                                                  dtype=config.model.dtype)
         return cls(model, n_lower, upper_cfg, frozen, jax.device_put(upper), store, cache, Path(runs_dir))
@@ -128,7 +128,8 @@ def selection(config: Any, arm: Any) -> list[tuple[str, list]]:
 
 
 def run_config(config: Any, arm: Any, seed: int) -> Any:
-    """The training config of one run: the experiment's training keys, the arm's stages and overrides, `seed`."""
+    """The training config of one run: the experiment's training keys, the arm's stages and overrides, `seed`;
+    the length in row-visits when set (arm `rows`, else `experiment.budget_rows`; `train.budget.resolve`)."""
     c = copy.deepcopy(config)
     with c.unlocked():
         del c["experiment"]
@@ -143,7 +144,10 @@ def run_config(config: Any, arm: Any, seed: int) -> Any:
             if last not in node:
                 raise ValueError(f"arm {arm.name!r}: override {key!r} names no config key")
             node[last] = value
-    return c
+        rows = arm.get("rows") or config.experiment.get("budget_rows")
+        if rows and c.optim.get("total_rows") is None:  # an arm's `rows`, else the experiment's, in row-visits
+            c.optim.total_rows = int(rows)
+    return budget.resolve(c)
 
 
 def run_key(config: Any, selection: list[str], select_limit: int) -> str:
@@ -153,6 +157,12 @@ def run_key(config: Any, selection: list[str], select_limit: int) -> str:
             for k in ("seed", "model", "train", "optim", "loss", "data")})
     keep["data"]["stages"] = [s.to_dict() for s in config.data.stages]
     keep["eval_every"] = int(config.eval.every)
+    for where, key, default in (("train", "feature_store", None), ("train", "feature_store_dir", None),
+                                ("train", "feature_store_dtype", "float32"), ("optim", "total_rows", None)):
+        if default is None or keep[where].get(key) == default:  # where features live is not the run's result
+            keep[where].pop(key, None)  # (and defaults keep the keys of runs made before these keys existed)
+    if int(config.eval.get("patience") or 0):
+        keep["eval_patience"] = int(config.eval.patience)
     return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 

@@ -57,7 +57,8 @@ def train(config: Any, workdir: str | os.PathLike, model: Any = None, *, progres
     summary. The one path from a config to a trained run: `monitor-jax train`, elicitation and the experiment
     runner all come through here. `model`: an already loaded `registry.LoadedModel`; `evaluate`: the periodic
     evaluator (default: `make_evaluate` on `config.eval.tasks`, none when it is empty); `feature_store`: a
-    `features.MemoryStore` shared with other runs on the same frozen stack."""
+    store (`train.feature_store.open_store`) shared with other runs on the same frozen stack (default: the one
+    `config.train.feature_store` names, opened by the loop)."""
     assets.use_compilation_cache()  # a relaunch (resume) reuses the compiled steps
     model = model if model is not None else registry.load(config.model.name)
     train_data.register_task_files(config, model.tokenizer)

@@ -3,8 +3,9 @@ checkpoint of each run chosen on validation, every arm scored once on the evalua
 budget. Statistics and files are `compare.py` and `write.py`.
 
 Shared work (one process, one model; `cells.Shared`):
-- one `features.MemoryStore` holds the frozen lower stack's activations of every distinct row, so training rows
-  and evaluation rows are computed once for all arms, seeds and experiments of the process;
+- one feature store (`train/feature_store.py`; by default the shared on-disk store under the cache dir, with a
+  memory layer) holds the frozen lower stack's activations of every distinct row, so training rows and
+  evaluation rows are computed once for all arms, seeds, experiments and processes on that stack;
 - evaluation runs only the top k layers and the label rows of the head on those cached features (the base model
   is the same computation with the untrained top layers, so it is exactly the full forward);
 - each run's result (selection curve, chosen step, test scores per cell) and its chosen top layers are kept in
@@ -66,8 +67,12 @@ def train_run(shared: cells.Shared, config: Any, arm: Any, seed: int, progress: 
     for sub in ("export", "checkpoints"):  # the chosen top layers are kept; the full copies are not needed
         shutil.rmtree(rdir / "work" / sub, ignore_errors=True)
     cells.write_json(rdir / "run.json", {"arm": arm.name, "seed": int(seed), "best_step": summary.get("best_step"),
+                                    "steps_trained": summary.get("steps_trained"),
+                                    "total_steps": summary.get("total_steps"),
+                                    "stopped_early": summary.get("stopped_early"),
                                     "selection_curve": curve, "train_minutes": (time.perf_counter() - start) / 60,
-                                    "selected_on": [n for n, _ in select]})
+                                    "selected_on": [n for n, _ in select],
+                                    "feature_store": shared.store.stats()})  # after this run (process-wide)
     return rdir
 
 

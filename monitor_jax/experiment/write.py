@@ -102,7 +102,16 @@ def summarize(config: Any, raw: dict, *, command: str, wall_minutes: float) -> d
 def _run_info(rdir: Path) -> dict:
     run = json.loads((Path(rdir) / "run.json").read_text())
     return {"seed": run["seed"], "best_step": run["best_step"], "train_minutes": run["train_minutes"],
-            "selected_on": run["selected_on"], "dir": Path(rdir).name}
+            "selected_on": run["selected_on"], "dir": Path(rdir).name,
+            "steps_trained": run.get("steps_trained"), "total_steps": run.get("total_steps"),
+            "stopped_early": bool(run.get("stopped_early")), "selection_curve": run.get("selection_curve", [])}
+
+
+def _steps(run: dict) -> str:
+    """"trained / planned" steps of a run ("" for runs made before these were recorded)."""
+    if run.get("steps_trained") is None:
+        return ""
+    return f"{run['steps_trained']} / {run['total_steps']}"
 
 
 def _comparison_row(c: dict) -> list[str]:
@@ -173,9 +182,11 @@ def markdown(res: dict) -> str:
               tables.ci_text(s["diff_vs_" + ref]) if s.get("diff_vs_" + ref) else "",
               ", ".join(str(c) for c in r["checks_passed"][a])] for a, s in r["if_nll"].items()])
     out += ["", "## Runs", ""]
-    runs = [[a, r["seed"], r["best_step"], f"{r['train_minutes']:.1f}", ", ".join(r["selected_on"])]
+    runs = [[a, r["seed"], r["best_step"], _steps(r), "yes" if r.get("stopped_early") else "no",
+             f"{r['train_minutes']:.1f}", ", ".join(r["selected_on"])]
             for a, info in res["arms"].items() for r in info["runs"]]
-    out += tables.markdown_table(["arm", "seed", "chosen step", "training min", "chosen on (validation)"], runs)
+    out += tables.markdown_table(["arm", "seed", "chosen step", "steps trained", "stopped early", "training min",
+                                  "chosen on (validation)"], runs)
     if res["notes"]:
         out += ["", "## Notes", ""] + [f"- {n}" for n in res["notes"]]
     out += ["", "![AUROC per arm](auroc.png)", ""]

@@ -8,20 +8,21 @@ batch: rows seen before come from the cache; the others go through one jitted lo
 [B, T] per bucket (missing rows padded to whole chunks, so one compile per bucket), and are stored.
 
 Decisions:
-- Key = (bucket length T, hash of the row's real tokens). Rows are single segments at positions 0..n-1, so the
-  tokens decide the features; the hash (not the example id) keeps two prompts of one item, or one id in two
-  tasks, apart. Only the n real positions are stored; padding positions are zeros (they are masked everywhere
-  downstream, so this equals the uncached forward at every real position). Padding rows (no real token) are
-  all zeros and never computed.
-- Storage: host memory (`feature_store="memory"`), or an append-only file in the workdir read through
-  `np.memmap` (`"disk"`: bounded RAM for large runs); both rebuilt on restart (the cache is a pure function of
-  the frozen params and the rows, so a resumed run recomputes the same values).
+- Key = hash of the row's real tokens (`feature_store.row_key`), not the bucket length: rows are single
+  segments at positions 0..n-1 of a causal stack, so the tokens decide the features at real positions whatever
+  padding follows (a row cached at one bucket hits in a longer one); the hash (not the example id) keeps two
+  prompts of one item, or one id in two tasks, apart. Only the n real positions are stored; padding positions
+  are zeros (they are masked everywhere downstream, so this equals the uncached forward at every real
+  position). Padding rows (no real token) are all zeros and never computed.
+- Storage (`train.feature_store`, `feature_store.py`): "shared" (default) the on-disk store under the cache dir
+  that every run, experiment and process on the same frozen stack reuses, with a memory layer in front;
+  "memory" host memory of this process; "disk" an append-only workdir file read through `np.memmap` (bounded
+  RAM, rebuilt on restart).
 - Multi-host: every host caches its own rows. The lower forward runs on the mesh with the global frozen
   params, so all hosts must call it together: the number of chunks per step is agreed with one allgather.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -35,12 +36,13 @@ from jax.sharding import Mesh, PartitionSpec as P
 from monitor_jax.model import transformer
 from monitor_jax.train.mode import TrainMode
 from monitor_jax.core import sharding as shd
+from monitor_jax.train import feature_store
 from monitor_jax.train import step as step_lib
+from monitor_jax.train.feature_store import MemoryStore, row_key
+
+__all__ = ["FeatureCache", "MemoryStore", "lower_forward", "n_lower_layers", "row_key"]
 
 log = logging.getLogger(__name__)
-
-STORES = ("memory", "disk")
-
 
 def n_lower_layers(config: Any, model_cfg: transformer.ModelConfig) -> int:
     """The number of frozen lower layers (`TrainMode.n_lower`); at least 1 for caching to make sense."""
@@ -60,77 +62,14 @@ def lower_forward(cfg: transformer.ModelConfig, frozen: Any, tokens: jax.Array, 
     return hidden
 
 
-def row_key(tokens: np.ndarray, n: int, length: int) -> bytes:
-    """Cache key of a row: its bucket length and a hash of its first n tokens."""
-    h = hashlib.blake2b(np.ascontiguousarray(tokens[:n], np.int32).tobytes(), digest_size=16)
-    h.update(int(length).to_bytes(4, "little"))
-    return h.digest()
-
-
-class MemoryStore:
-    """Features in host memory, keyed by `row_key`; one store may be shared by runs on the same frozen stack."""
-
-    def __init__(self) -> None:
-        self.rows: dict[bytes, np.ndarray] = {}
-        self.nbytes = 0
-
-    def __contains__(self, key: bytes) -> bool:
-        return key in self.rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def put(self, key: bytes, value: np.ndarray) -> None:
-        self.rows[key] = value
-        self.nbytes += value.nbytes
-
-    def get(self, key: bytes) -> np.ndarray:
-        return self.rows[key]
-
-
-class _DiskStore:
-    """Append-only feature file + in-memory index; reads through an np.memmap re-opened as the file grows."""
-
-    def __init__(self, path: Path, d: int, dtype: Any) -> None:
-        self.path, self.d, self.dtype = Path(path), d, np.dtype(dtype)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "wb")  # truncates: the cache is rebuilt on every start
-        self.index: dict[bytes, tuple[int, int]] = {}
-        self.nbytes = 0
-        self._map: np.memmap | None = None
-
-    def __contains__(self, key: bytes) -> bool:
-        return key in self.index
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def put(self, key: bytes, value: np.ndarray) -> None:
-        data = np.ascontiguousarray(value, self.dtype)
-        self._f.write(data.tobytes())
-        self.index[key] = (self.nbytes, len(value))
-        self.nbytes += data.nbytes
-        self._map = None
-
-    def get(self, key: bytes) -> np.ndarray:
-        offset, n = self.index[key]
-        if self._map is None:
-            self._f.flush()
-            self._map = np.memmap(self.path, dtype=np.uint8, mode="r", shape=(self.nbytes,))
-        return self._map[offset: offset + n * self.d * self.dtype.itemsize].view(self.dtype).reshape(n, self.d)
-
-    def close(self) -> None:
-        self._map = None
-        self._f.close()
-
-
 class FeatureCache:
     """Lower-layer activations of every distinct training row, computed once (see the module docstring)."""
 
     def __init__(self, config: Any, model_cfg: transformer.ModelConfig, mesh: Mesh, frozen_shardings: Any,
-                 workdir: str | os.PathLike | None = None, shared_store: MemoryStore | None = None):
-        """`shared_store`: a `MemoryStore` kept by the caller across runs; it must only ever hold features of
-        the same frozen lower stack (model, `top_k`, dtype): the key does not say which stack made them."""
+                 workdir: str | os.PathLike | None = None, shared_store: Any = None):
+        """`shared_store`: a store (`feature_store.open_store`) kept by the caller across runs; it must only ever
+        hold features of the same frozen lower stack. Without it, `config.train.feature_store` is opened at the
+        first `add_features` (the shared store's folder is named by the frozen params it is given)."""
         if config.train.mode != "top_k_layers":
             raise ValueError(f"config.train.cache_features needs config.train.mode='top_k_layers', "
                              f"got {config.train.mode!r}")
@@ -139,26 +78,31 @@ class FeatureCache:
         self.d = model_cfg.d_model
         self.dtype = np.dtype(jnp.dtype(self.cfg.dtype))
         self.mesh = mesh
-        store = config.train.get("feature_store", "memory")
-        if store not in STORES:
-            raise ValueError(f"config.train.feature_store must be one of {STORES}, got {store!r}")
-        if shared_store is not None:
-            self.store: MemoryStore | _DiskStore = shared_store
-        elif store == "disk":
-            if workdir is None:
-                raise ValueError("config.train.feature_store='disk' needs a workdir")
-            path = Path(workdir) / "features" / f"lower{self.n_lower}.p{jax.process_index()}.bin"
-            self.store = _DiskStore(path, self.d, self.dtype)
-        else:
-            self.store = MemoryStore()
+        kind = config.train.get("feature_store", "shared")
+        if kind not in feature_store.STORES:
+            raise ValueError(f"config.train.feature_store must be one of {feature_store.STORES}, got {kind!r}")
+        self.config, self.workdir = config, workdir
+        self.store: Any = shared_store
         self.hits = self.misses = 0
         rows = shd.batch_sharding(mesh)
         self._fn = jax.jit(lambda f, t, p, s: lower_forward(self.cfg, f, t, p, s),
                            in_shardings=(frozen_shardings, rows, rows, rows), out_shardings=rows)
 
+    def open(self, frozen: Any) -> Any:
+        """The store (opened on first use for the frozen params `frozen`)."""
+        if self.store is None:
+            self.store = feature_store.open_store(self.config, model_name=str(self.config.model.name),
+                                                  frozen=frozen, n_lower=self.n_lower, d=self.d,
+                                                  compute_dtype=self.dtype, workdir=self.workdir)
+        return self.store
+
     def stats(self) -> dict[str, float]:
-        return {"features/rows": float(len(self.store)), "features/bytes": float(self.store.nbytes),
-                "features/hits": float(self.hits), "features/misses": float(self.misses)}
+        """`features/hits` (rows served from a store), `features/misses` (rows computed), the store's rows/bytes
+        (memory layer) and, for the shared store, `features/disk_*` (rows/bytes on disk, reads, writes)."""
+        out = {"features/rows": 0.0, "features/bytes": 0.0}
+        if self.store is not None:
+            out.update({f"features/{k}": v for k, v in self.store.stats().items()})
+        return {**out, "features/hits": float(self.hits), "features/misses": float(self.misses)}
 
     def _chunk(self, n_missing: int, chunk: int) -> int:
         """Rows per lower forward: `chunk` halved while half still holds every missing row and splits evenly over
@@ -191,16 +135,21 @@ class FeatureCache:
         flat_pos = np.asarray(batch["positions"]).reshape(-1, t)
         flat_seg = np.asarray(batch["segment_ids"]).reshape(-1, t)
         lengths = (flat_seg > 0).sum(axis=1)
-        keys = [row_key(flat_tok[i], int(lengths[i]), t) if lengths[i] else None for i in range(len(flat_tok))]
-        missing, seen = [], set()
+        keys = [row_key(flat_tok[i], int(lengths[i])) if lengths[i] else None for i in range(len(flat_tok))]
+        store = self.open(frozen)
+        found: dict[bytes, np.ndarray] = {}
+        missing = []
         for i, k in enumerate(keys):
-            if k is None:
+            if k is None or k in found:
+                self.hits += k is not None
                 continue
-            if k in self.store or k in seen:
+            value = store.get(k)
+            if value is not None:
+                found[k] = value
                 self.hits += 1
             else:
+                found[k] = None  # computed below (a later row with the same key is a hit)
                 missing.append(i)
-                seen.add(k)
                 self.misses += 1
         chunk = self._chunk(len(missing), chunk)
         n_chunks = -(-len(missing) // chunk)
@@ -213,15 +162,27 @@ class FeatureCache:
                 seg[len(missing):] = 0
             feats = self._compute(frozen, flat_tok[idx], flat_pos[idx], seg, chunk)
             for j, i in enumerate(missing):
-                self.store.put(keys[i], np.asarray(feats[j, : lengths[i]], self.dtype))
+                store.put(keys[i], np.asarray(feats[j, : lengths[i]], self.dtype))
+                found[keys[i]] = store.get(keys[i])  # as stored (bfloat16 storage: every step sees the same)
         out = np.zeros((len(flat_tok), t, self.d), self.dtype)
         for i, k in enumerate(keys):
             if k is not None:
-                out[i, : lengths[i]] = self.store.get(k)
+                out[i, : lengths[i]] = found[k]
         return {**batch, "embeddings": out.reshape(*lead, t, self.d)}
 
+    def summary(self) -> str:
+        """One line: hits, misses and the store's size (memory layer, and disk for the shared store)."""
+        s = self.stats()
+        text = (f"features: {s['features/hits']:.0f} hits, {s['features/misses']:.0f} computed; memory "
+                f"{s['features/rows']:.0f} rows {s['features/bytes'] / 2**20:.1f} MB")
+        if "features/disk_rows" in s:
+            text += (f"; disk {s['features/disk_rows']:.0f} rows {s['features/disk_bytes'] / 2**20:.1f} MB "
+                     f"({s['features/disk_reads']:.0f} read, {s['features/disk_writes']:.0f} written)")
+        return text
+
     def close(self) -> None:
-        if isinstance(self.store, _DiskStore):
+        log.info(self.summary())
+        if isinstance(self.store, feature_store.WorkdirStore):
             self.store.close()
 
 

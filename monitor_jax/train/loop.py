@@ -17,6 +17,11 @@ Workdir layout (written by process 0 only; checkpoints by every process, as Orba
   export/step_N/         HF directories (`weights.save_hf`) of the final params and of the best step's;
                          load them with `registry.load("hf:DIR")`
 
+Early stopping (`eval.patience` > 0, validation only): after `patience` evaluations in a row without a better
+`eval/mean_auroc`, the run checkpoints that step, records {"step", "best_step", "patience", "total_steps"} as
+`stopped` in the checkpoint's records (and `train/stopped_early` in that metrics row) and ends; relaunching it
+trains nothing. Budgets in row-visits (`optim.total_rows`, `eval.every_rows`) become steps (`train/budget.py`).
+
 Resume: the same command restores the latest checkpoint (state + iterator + loop records), truncates
 metrics.jsonl to the restored step, purges later TensorBoard points and exports, and continues; the run is
 then identical to an uninterrupted one (tests/train/test_loop.py checks bit-equality on CPU).
@@ -42,8 +47,8 @@ import numpy as np
 
 from monitor_jax.core import distributed, io
 from monitor_jax.model import registry, weights
+from monitor_jax.train import budget, checkpoint, metric_log
 from monitor_jax.train import data as data_lib
-from monitor_jax.train import checkpoint, metric_log
 from monitor_jax.train.mode import TrainMode
 from monitor_jax.core import sharding
 from monitor_jax.train import state as state_lib
@@ -87,6 +92,7 @@ class _Run:
         import orbax.checkpoint as ocp
 
         self.ocp = ocp
+        config = budget.resolve(config)  # optim.total_rows / eval.every_rows -> steps
         self.config, self.evaluate = config, evaluate
         self.workdir = Path(workdir).absolute()
         self.main = jax.process_index() == 0
@@ -126,7 +132,11 @@ class _Run:
 
         options = ocp.CheckpointManagerOptions(max_to_keep=max(1, int(config.checkpoint.keep)), create=True)
         self.ckpt = ocp.CheckpointManager(self.workdir / "checkpoints", options=options)
-        self.records = {"window": None, "best": None, "tokens": 0, "last_row": None}
+        self.patience = int(config.eval.get("patience") or 0)
+        if self.patience < 0:
+            raise ValueError(f"config.eval.patience must be >= 0 (0: no early stopping), got {self.patience}")
+        self.records = {"window": None, "best": None, "tokens": 0, "last_row": None, "evals_since_best": 0,
+                        "stopped": None}
         self.start = self._restore()
         self.window = metric_log.Window(self.records["window"])
         self.metric_log = metric_log.MetricLog(self.workdir, self.start if self.start else None, self.main)
@@ -234,7 +244,10 @@ class _Run:
             self.bar.write(f"step {s}: " + ", ".join(f"{k}={v:.4f}" for k, v in row.items()))
         score = res.get("mean_auroc", float("nan"))
         best = self.records["best"]
-        if self.track_best and s > 0 and math.isfinite(score) and (best is None or score > best["eval/mean_auroc"]):
+        improved = math.isfinite(score) and (best is None or score > best["eval/mean_auroc"])
+        if self.track_best and s > 0:
+            self.records["evals_since_best"] = 0 if improved else self.records.get("evals_since_best", 0) + 1
+        if self.track_best and s > 0 and improved:
             old = best["step"] if best else None
             path = self._export(s, params)
             self.records["best"] = {"step": s, "eval/mean_auroc": score, "metrics": row, "export": str(path)}
@@ -245,6 +258,24 @@ class _Run:
         return row
 
     # --- the loop ----------------------------------------------------------------------------------------------
+
+    def _should_stop(self, s: int) -> bool:
+        """Early stopping: `eval.patience` evaluations in a row without a better validation score; recorded."""
+        if not (self.patience and self.track_best and s < self.total
+                and self.records.get("evals_since_best", 0) >= self.patience):
+            return False
+        best = self.records["best"]
+        self.records["stopped"] = {"step": s, "best_step": best["step"] if best else None,
+                                   "patience": self.patience, "total_steps": self.total}
+        log.info("%s: stopped early at step %d of %d (%d evaluations without improvement; best step %s)",
+                 self.workdir, s, self.total, self.patience, best["step"] if best else None)
+        return True
+
+    @property
+    def end(self) -> int:
+        """The last step of the run: `optim.total_steps`, or the step it stopped early at."""
+        stopped = self.records.get("stopped")
+        return int(stopped["step"]) if stopped else self.total
 
     def _is(self, what: str, s: int) -> bool:
         every = self.every[what]
@@ -259,7 +290,7 @@ class _Run:
 
     def run(self) -> dict[str, Any]:
         try:
-            if self.start >= self.total:
+            if self.start >= self.total or self.records.get("stopped"):  # finished, or stopped early: not retrained
                 return self._done()
             if self.start == 0 and self.evaluate is not None and self.config.eval.get("at_start", False):
                 self.metric_log.write({"step": 0, **self._eval(0)})
@@ -281,13 +312,19 @@ class _Run:
                 if boundary:
                     row = self._finish(pending)
                     pending = None
+                    stop = False
                     if self.evaluate is not None and self._is("eval", s):
                         row = {**(row or {"step": s}), **self._eval(s)}
+                        stop = self._should_stop(s)
+                        if stop:
+                            row["train/stopped_early"] = 1.0
                         self.records["last_row"] = metric_log.reproducible(row)
                     if row is not None:
                         self.metric_log.write(row)
-                    if self._is("checkpoint", s):
+                    if self._is("checkpoint", s) or stop:
                         self._save(s)
+                    if stop:
+                        break
             if pending is not None:
                 row = self._finish(pending)
                 if row is not None:
@@ -297,14 +334,16 @@ class _Run:
             self.close()
 
     def _done(self) -> dict[str, Any]:
-        if self.last_saved != self.total:
-            self._save(self.total)
+        end = self.end
+        if self.last_saved != end:
+            self._save(end)
         self.ckpt.wait_until_finished()
         best = self.records["best"]
-        path = self.workdir / "export" / f"step_{self.total}"
-        if not (best and best["step"] == self.total):  # (a decision every host takes alike: _export gathers)
-            path = self._export(self.total)
-        out = {**(self.records["last_row"] or {"step": self.total}), "export": str(path)}
+        path = self.workdir / "export" / f"step_{end}"
+        if not (best and best["step"] == end):  # (a decision every host takes alike: _export gathers)
+            path = self._export(end)
+        out = {**(self.records["last_row"] or {"step": end}), "export": str(path), "steps_trained": end,
+               "total_steps": self.total, "stopped_early": self.records.get("stopped")}
         if best is not None:
             out.update({"best_step": best["step"], "best/eval/mean_auroc": best["eval/mean_auroc"],
                         "best_export": best["export"]})
@@ -328,7 +367,7 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike, evaluate: Evalua
     best step when `config.eval.split == "validation"`. `model`: a `registry.LoadedModel` to start from
     (default `registry.load(config.model.name)`). Returns the last logged row (`train/*`, `eval/*`), `export`
     (the final HF dir) and, when tracked, `best_step`, `best/eval/mean_auroc`, `best_export`.
-    `feature_store`: a `features.MemoryStore` shared with other runs on the same frozen stack (cached-feature
-    top_k_layers training; the experiment runner reuses lower-layer features across arms and seeds).
+    `feature_store`: a store (`feature_store.open_store`) shared with other runs on the same frozen stack
+    (cached-feature top_k_layers training; default: `config.train.feature_store`, the shared on-disk store).
     """
     return _Run(config, workdir, evaluate, model, progress, feature_store).run()

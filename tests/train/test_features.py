@@ -24,6 +24,7 @@ def _compile_cache(xla_cache):
 def _config(cache: bool, steps: int = 4):
     c = config_lib.load("tiny", "top_k")
     c.train.cache_features = cache
+    c.train.feature_store = "memory"  # (the shared store: tests/train/test_feature_store.py)
     c.optim.total_steps = steps
     c.checkpoint.every = steps
     c.eval.tasks = ()
@@ -32,10 +33,11 @@ def _config(cache: bool, steps: int = 4):
     return c
 
 
-@pytest.mark.parametrize("store", ["memory", "disk"])
+@pytest.mark.parametrize("store", ["memory", "disk", "shared"])
 def test_features_equal_the_lower_stack_and_are_computed_once(tmp_path, model, store):
     config = _config(True)
     config.train.feature_store = store
+    config.train.feature_store_dir = str(tmp_path / "store")
     mesh = sharding.make_mesh(config.mesh.shape)
     state, shardings = state_lib.create_train_state(config, model, mesh)
     cache = features.FeatureCache(config, model.cfg, mesh, shardings.frozen, tmp_path)

@@ -1,0 +1,54 @@
+"""Cost estimates (`monitor-jax experiment --dry_run`): measured on the tiny model and cached, scaled by every arm,
+seed and cell, flagged over the limit; the dry run works on every claim config and trains nothing."""
+import glob
+import importlib.util
+import pathlib
+import sys
+
+import pytest
+
+from monitor_jax import main
+from monitor_jax.experiment import cost, runner
+from monitor_jax.model import registry
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("_test_cost_experiment", ROOT / "tests" / "test_experiment.py")
+TE = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(TE)
+
+FIXED = {"machine": "test", "model": "tiny", "n_layers": 30, "top_k": 2, "batch_size": 8, "lengths": [128, 512],
+         "layer_row_s": [1e-5, 1e-9], "step_row_s": [1e-4, 1e-8], "measured": "now"}
+
+
+def test_measure_on_the_tiny_model_is_cached_and_scales_with_the_arms(tmp_path):
+    config = TE._config()
+    config.data.max_len, config.data.buckets = 128, (128,)  # one shape: one compile of each measured program
+    model = registry.load("tiny-random-llama")
+    costs = cost.measure(config, model, root=tmp_path)
+    assert costs["lengths"] == [128, 128] and costs["layer_row_s"][0] > 0 and costs["step_row_s"][0] > 0
+    assert cost.measure(config, model, root=tmp_path) == costs and len(list(tmp_path.glob("*.json"))) == 1
+
+    est = cost.estimate(config, costs, model.tokenizer)
+    arms = {a["name"]: a for a in est["arms"]}
+    assert set(arms) == {"harm", "tweets"}  # the base arm trains nothing
+    assert arms["harm"]["runs"] == 2 and arms["harm"]["steps"] == 4 and arms["harm"]["rows"] == 32
+    assert arms["harm"]["distinct_rows"] == 16
+    assert est["total_min"] == pytest.approx(sum(a["total_min"] for a in est["arms"]) + est["cell_features_min"]
+                                             + est["cells_min"])
+    assert not est["over"]
+    slow = {**costs, "layer_row_s": [x * 1e6 for x in costs["layer_row_s"]]}
+    assert cost.estimate(config, slow, model.tokenizer)["over"]
+    text = cost.report(config, costs, est)
+    assert "harm" in text and "total:" in text and "OVER" not in text
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(str(ROOT / "configs" / "c*.py"))))
+def test_dry_run_on_every_claim_config_trains_nothing(path, monkeypatch, capsys):
+    monkeypatch.setattr(cost, "measure", lambda config, model=None, **kw: FIXED)
+    monkeypatch.setattr(runner, "train_run", lambda *a, **k: pytest.fail("the dry run trained"))
+    argv = ["monitor-jax", "experiment", "--dry_run", f"--config={path}", "--config.model.name=tiny-random-llama",
+            "--config.train.top_k=1"]
+    monkeypatch.setattr(sys, "argv", argv)  # (ml_collections reads --config.* overrides from sys.argv)
+    assert main.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "cost estimate of" in out and "total:" in out
