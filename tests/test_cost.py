@@ -1,7 +1,6 @@
 """Cost estimates (`monitor-jax experiment --dry_run`): measured on the tiny model and cached, scaled by every arm,
 seed and cell, flagged over the limit; the dry run works on every claim config and trains nothing."""
 import glob
-import importlib.util
 import pathlib
 import sys
 
@@ -11,17 +10,16 @@ from monitor_jax import main
 from monitor_jax.experiment import cost, runner
 from monitor_jax.model import registry
 
+import test_experiment as TE  # noqa: E402  (tests/ is on sys.path: its tiny experiment config)
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("_test_cost_experiment", ROOT / "tests" / "test_experiment.py")
-TE = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(TE)
 
 FIXED = {"machine": "test", "model": "tiny", "n_layers": 30, "top_k": 2, "batch_size": 8, "lengths": [128, 512],
          "layer_row_s": [1e-5, 1e-9], "step_row_s": [1e-4, 1e-8], "measured": "now"}
 
 
-def test_measure_on_the_tiny_model_is_cached_and_scales_with_the_arms(tmp_path):
-    config = TE._config()
+def test_measure_on_the_tiny_model_is_cached_and_scales_with_the_arms(tmp_path, tiny_experiment):
+    config = TE._config(tiny_experiment)
     config.data.max_len, config.data.buckets = 128, (128,)  # one shape: one compile of each measured program
     model = registry.load("tiny-random-llama")
     costs = cost.measure(config, model, root=tmp_path)
