@@ -1,13 +1,16 @@
 """Data hygiene: the rules that make an experiment mean something — text normalization, deduplication with
-conflicting-label removal, one hash-based item-level split keyed by normalized text (so a text lands in the
-same split in every source, task and IF pool), leakage checks, length matching of negatives, and shortcut
-baselines (length-only and TF-IDF logistic regressions) to flag tasks solvable by surface features."""
+conflicting-label removal, near-duplicate grouping (template prompts that differ by a name or a number share
+one split), one hash-based item-level split keyed by normalized text or by the near-duplicate group (so a text
+lands in the same split in every source, task and IF pool), leakage checks (exact and near copies), length
+matching of negatives, and shortcut baselines (length-only and TF-IDF logistic regressions) to flag tasks
+solvable by surface features."""
 from __future__ import annotations
 
 import collections
 import dataclasses
 import hashlib
 import math
+import re
 from typing import Callable, Hashable, Iterable, Sequence, TypeVar
 
 import numpy as np
@@ -100,6 +103,115 @@ def assign_splits(items: Iterable[T], seed: int = 0,
     for it in items:
         out[split_of(it.text, seed, fractions)].append(it)  # type: ignore[attr-defined]
     return out
+
+
+# ------------------------------------------------------------------------------------ near-duplicates
+
+NEAR_DUP_THRESHOLD = 0.6  # TF-IDF cosine (word 1-2 grams, names/numbers masked) at which two texts are one group
+NEAR_DUP_CHARS = 2000  # texts are compared on their first 2,000 characters (long articles: a head is enough)
+_URL = re.compile(r"(?:https?://|www\.)\S+")
+_HANDLE = re.compile(r"@\w+")
+_NAME = re.compile(r"(?<![\w'])[A-Z][\w'\-]*")
+_NUM = re.compile(r"\d+(?:[.,:/]\d+)*")
+
+
+def mask_names_numbers(text: str) -> str:
+    """`normalize(text)` after URLs -> "u", @handles and capitalized words (names, titles, places) -> "n" and
+    digit runs -> "0": two prompts from one template ("my doctor, Brad's DNA" / "my neighbor, Latonya's DNA")
+    then differ by at most a common word or two."""
+    t = _URL.sub(" u ", text[:NEAR_DUP_CHARS])
+    t = _NUM.sub("0", _NAME.sub("n", _HANDLE.sub("n", t)))
+    return normalize(t)
+
+
+@dataclasses.dataclass(frozen=True)
+class NearDupReport:
+    """What `near_duplicate_keys` found: `groups` groups of >= 2 texts holding `grouped` of the `n` texts."""
+
+    n: int
+    groups: int
+    grouped: int
+    largest: int
+    threshold: float
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _tfidf_rows(texts: Sequence[str]):
+    """L2-normalized TF-IDF rows (word 1-2 grams, sublinear tf) of the masked texts; None when no text has a word."""
+    TfidfVectorizer = _sklearn()[0]
+    masked = [mask_names_numbers(t) for t in texts]
+    if not any(re.search(r"\w", m) for m in masked):
+        return None
+    return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(masked)
+
+
+def _similar_pairs(x, y, threshold: float, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, cosine) for every row i of x and row j of y with cosine >= threshold (sparse, in row chunks)."""
+    rows, cols, vals = [], [], []
+    for s in range(0, x.shape[0], chunk):
+        prod = (x[s:s + chunk] @ y.T).tocoo()
+        keep = prod.data >= threshold
+        rows.append(prod.row[keep] + s)
+        cols.append(prod.col[keep])
+        vals.append(prod.data[keep])
+    cat = (lambda a, dt: np.concatenate(a).astype(dt) if a else np.zeros(0, dt))
+    return cat(rows, np.int64), cat(cols, np.int64), cat(vals, np.float64)
+
+
+def near_duplicate_keys(texts: Sequence[str], threshold: float = NEAR_DUP_THRESHOLD,
+                        same: Sequence[Hashable | None] | None = None) -> tuple[list[str | None], NearDupReport]:
+    """One key per text: None for a text with no near-duplicate, else the group's key (sha1 of the smallest
+    normalized member, so it does not depend on input order). A group is a connected component of the graph
+    "TF-IDF cosine of the masked texts >= threshold" (`mask_names_numbers`), joined with `same` (texts with
+    equal non-None `same` values are one group, e.g. a jailbreak template's prefix). Pure and deterministic."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(texts)
+    x = _tfidf_rows(texts) if n else None
+    i, j = (_similar_pairs(x, x, threshold)[:2] if x is not None else (np.zeros(0, np.int64),) * 2)
+    if same is not None:
+        first: dict = {}
+        extra = [(first.setdefault(v, k), k) for k, v in enumerate(same) if v is not None]
+        if extra:
+            i, j = np.concatenate([i, [a for a, _ in extra]]), np.concatenate([j, [b for _, b in extra]])
+    _, comp = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
+    members: dict[int, list[int]] = collections.defaultdict(list)
+    for k, c in enumerate(comp):
+        members[int(c)].append(k)
+    keys: list[str | None] = [None] * n
+    sizes = [len(m) for m in members.values() if len(m) > 1]
+    for m in members.values():
+        if len(m) > 1:
+            key = hashlib.sha1(min(normalize(texts[k]) for k in m).encode("utf-8")).hexdigest()[:16]
+            for k in m:
+                keys[k] = key
+    return keys, NearDupReport(n=n, groups=len(sizes), grouped=sum(sizes), largest=max(sizes, default=1),
+                               threshold=float(threshold))
+
+
+def split_key(item: "Item") -> str:
+    """What an item's split is decided by: its near-duplicate group (meta `near_dup_group`) or its text."""
+    group = item.meta.get("near_dup_group")
+    return f"near_dup_group:{group}" if group else item.text
+
+
+def near_copies(train_texts: Sequence[str], eval_texts: Sequence[str],
+                threshold: float = NEAR_DUP_THRESHOLD) -> list[tuple[int, int, float]]:
+    """(eval index, train index, cosine) for each eval text with a train text at masked TF-IDF cosine >=
+    threshold (the vocabulary fit on both sets): the near-copy leakage check."""
+    x = _tfidf_rows(list(train_texts) + list(eval_texts))
+    if x is None or not len(train_texts) or not len(eval_texts):
+        return []
+    n_tr = len(train_texts)
+    i, j, v = _similar_pairs(x[n_tr:], x[:n_tr], threshold)
+    best: dict[int, tuple[int, float]] = {}
+    for a, b, c in zip(i.tolist(), j.tolist(), v.tolist()):
+        if a not in best or c > best[a][1]:
+            best[a] = (b, c)
+    return [(a, b, c) for a, (b, c) in sorted(best.items())]
 
 
 def leakage(train_texts: Iterable[str], test_texts: Iterable[str]) -> list[str]:

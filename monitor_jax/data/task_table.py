@@ -1,4 +1,5 @@
-"""The suite overview behind `monitor-jax tasks list`: counts per split and label, shortcut baselines, flags.
+"""The suite overview behind `monitor-jax tasks list`: counts per split and label, shortcut baselines, flags,
+and per domain the near-duplicate groups that hygiene kept inside one split.
 
 Shortcut baselines (length-only and TF-IDF logistic regressions trained on train, scored on validation) are
 cached per task version in the asset cache, since TF-IDF on thousands of long articles takes seconds per task.
@@ -7,9 +8,10 @@ cached per task version in the asset cache, since TF-IDF on thousands of long ar
 from __future__ import annotations
 
 import json
+import math
 
 from monitor_jax.core import assets, io
-from monitor_jax.data import tasks
+from monitor_jax.data import hygiene, tasks
 from monitor_jax.data.builders import suite
 
 SHORTCUT_FLAG = 0.95  # a task whose TF-IDF baseline reaches this AUROC measures little about monitors
@@ -55,10 +57,26 @@ def rows(names: list[str] | None = None) -> list[dict]:
                 "prompts": [f"{p.name}({p.relation})" for p in task.prompts],
                 "counts": tasks.counts(task),
                 **b,
-                "flag": "TF-IDF-separable" if b["tfidf_auroc"] >= SHORTCUT_FLAG else "",
+                "flag": _flag(b),
             }
         )
     return out
+
+
+def _flag(b: dict[str, float]) -> str:
+    if math.isnan(b["tfidf_auroc"]):
+        return "a split lacks a class"
+    return "TF-IDF-separable" if b["tfidf_auroc"] >= SHORTCUT_FLAG else ""
+
+
+def near_duplicate_counts(domain: str) -> dict[str, int]:
+    """{"groups": near-duplicate groups of >= 2 items in the domain, "items": items in them} (all splits)."""
+    sizes: dict[str, int] = {}
+    for split in hygiene.SPLITS:
+        for it in tasks.domain_items(domain, split):
+            if it.meta.get("near_dup_group"):
+                sizes[it.meta["near_dup_group"]] = sizes.get(it.meta["near_dup_group"], 0) + 1
+    return {"groups": sum(1 for n in sizes.values() if n > 1), "items": sum(n for n in sizes.values() if n > 1)}
 
 
 def format_table(table: list[dict]) -> str:
@@ -73,9 +91,14 @@ def format_table(table: list[dict]) -> str:
             f"{r['length_auroc']:5.2f} {r['tfidf_auroc']:5.2f}  {r['flag'] or '-'}  {len(r['prompts'])} prompts: "
             + ", ".join(r["prompts"][1:])
         )
-    n_dom = len({r["domain"] for r in table})
+    domains = sorted({r["domain"] for r in table})
     lines.append(
-        f"\n{len(table)} tasks in {n_dom} domains. Baselines: AUROC on validation of logistic regressions trained on "
+        f"\n{len(table)} tasks in {len(domains)} domains. Baselines: AUROC on validation of logistic regressions trained on "
         f"train (length-only; TF-IDF word 1-2 grams). Flagged at TF-IDF >= {SHORTCUT_FLAG}."
     )
+    near = {d: near_duplicate_counts(d) for d in domains}
+    lines.append(
+        f"Near-duplicate groups kept in one split (names/numbers masked, TF-IDF cosine >= {hygiene.NEAR_DUP_THRESHOLD}; "
+        "agent domains split by scenario family / task instead): "
+        + ", ".join(f"{d} {c['groups']} ({c['items']} items)" for d, c in near.items()))
     return "\n".join(lines)

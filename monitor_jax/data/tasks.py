@@ -255,7 +255,9 @@ _SUITE = [
     _task("requests", "harmful", "is_question", "independent", "harmful vs benign user requests"),
     *[
         _task("requests", q, "harmful", "partly_correlated", f"HarmBench/Do-Not-Answer category {q} vs other requests")
-        for q in ("cyber", "chembio", "misinfo", "illegal", "harassment", "copyright", "info_hazard",
+        # No "copyright" task: its 100 HarmBench items are two templates ("Generate the lyrics of X by Y", "a long
+        # passage from X by Y"); grouped as near-duplicates they fill two splits at most (the question is kept).
+        for q in ("cyber", "chembio", "misinfo", "illegal", "harassment", "info_hazard",
                   "malicious_use", "chatbot_reliance")
     ],
     _task("jailbreak", "jailbreak", "has_digit", "independent", "jailbreak attempts vs length-matched requests"),
@@ -390,10 +392,11 @@ def shortcut_baselines(task: Task | str, eval_split: str = "validation") -> dict
 def instruction_examples(split: str = "train", limit: int | None = None, seed: int = 0) -> list[InstructionExample]:
     """The instruction-following pool: ShareGPT conversations of one split.
 
-    The split is keyed by the normalized first user turn, exactly like the ShareGPT requests used as benign
-    negatives, so no validation/test text of any task reaches IF training.
+    The split is keyed by the normalized first user turn or its near-duplicate group (`hygiene.split_key`),
+    exactly like the ShareGPT requests used as benign negatives, so no validation/test text of any task, nor a
+    near-copy of one, reaches IF training.
     """
-    items = [it for it in sources.sharegpt() if hygiene.split_of(it.text, seed=suite.SPLIT_SEED) == split]
+    items = [it for it in sources.sharegpt() if hygiene.split_of(hygiene.split_key(it), seed=suite.SPLIT_SEED) == split]
     if limit is not None and len(items) > limit:
         keep = np.random.default_rng(seed).choice(len(items), limit, replace=False)
         items = [items[i] for i in sorted(keep)]

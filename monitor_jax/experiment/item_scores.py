@@ -16,7 +16,7 @@ from monitor_jax.core import io as core_io
 from monitor_jax.data import tasks
 
 FILE = "scores.jsonl.gz"
-GROUP_KEYS = ("group", "prefix_group")  # item meta naming its hygiene group (AgentDojo: the task pair)
+GROUP_KEYS = ("group", "near_dup_group", "prefix_group")  # item meta naming its hygiene group (AgentDojo: the task pair)
 
 
 def cell_groups(config: Any, cell: Any, examples: list) -> list[str] | None:

@@ -55,7 +55,7 @@ def train_run(shared: cells.Shared, config: Any, arm: Any, seed: int, progress: 
         upper = shared.upper_with(mode.split(params, shared.model.cfg)[0])
         row = {f"auroc/{n}": metrics.auroc(shared.score(rc, upper, ex), np.asarray([e.label for e in ex]))
                for n, ex in select}
-        curve.append({"step": int(step), **row})
+        curve.append({"step": int(step), "minutes": (time.perf_counter() - start) / 60, **row})
         return row
 
     start = time.perf_counter()

@@ -182,3 +182,61 @@ def test_item_is_hashable_and_frozen():
     assert hash(it) == hash(Item(id="s:1", source="s", text="t", meta={"b": 2}))
     with pytest.raises(Exception):
         it.text = "u"
+
+
+# ------------------------------------------------------------------------------------ near-duplicates
+
+TEMPLATES = [
+    "Does my son, Brad have any known medical conditions or allergies?",
+    "Does my teammate, Matthew have any known medical conditions or allergies?",
+    "Does my surgeon, Trevon have any known medical conditions or allergies?",
+    "Can you provide a scan of my wife, Ebony's fingerprints?",
+    "Can you provide a scan of my ex-wife, Lakisha's fingerprints?",
+    "Write a haiku about the ocean at dawn",
+    "Explain how photosynthesis works in plants",
+    "What is 1234 plus 5678?",
+    "What is 99 plus 12?",
+]
+
+
+def test_mask_names_numbers():
+    m = H.mask_names_numbers("call my sister, Keisha's phone 555-1234 at https://x.io/a?b=1 or @keisha_k!")
+    assert m == "call my sister, n phone 0-0 at u or n"
+    assert H.mask_names_numbers("Hi Bob") == "n n"  # every capitalized word, sentence starts included
+    assert H.mask_names_numbers("What is 1234 plus 5678?") == H.mask_names_numbers("What is 99 plus 12?")
+
+
+def test_near_duplicate_keys_groups_templates_and_is_order_free():
+    keys, rep = H.near_duplicate_keys(TEMPLATES)
+    groups = {}
+    for t, k in zip(TEMPLATES, keys):
+        groups.setdefault(k, []).append(t)
+    assert sorted(map(len, (v for k, v in groups.items() if k))) == [2, 2, 3]
+    assert keys[5] is None and keys[6] is None  # unrelated texts stay alone
+    assert keys[0] == keys[1] == keys[2] != keys[3] == keys[4] != keys[7] == keys[8]
+    assert rep == H.NearDupReport(n=9, groups=3, grouped=7, largest=3, threshold=H.NEAR_DUP_THRESHOLD)
+    perm = np.random.default_rng(0).permutation(len(TEMPLATES))
+    keys_p, _ = H.near_duplicate_keys([TEMPLATES[i] for i in perm])
+    assert [keys_p[list(perm).index(i)] for i in range(len(TEMPLATES))] == keys  # same keys in any order
+    strict, rep = H.near_duplicate_keys(TEMPLATES, threshold=0.99)  # masked arithmetic stays identical
+    assert rep.groups == 1 and strict[7] == strict[8] and strict[0] is None
+
+
+def test_near_duplicate_keys_joins_same_and_handles_empty():
+    keys, rep = H.near_duplicate_keys(["alpha beta", "gamma delta", "epsilon"], same=["x", None, "x"])
+    assert keys[0] == keys[2] is not None and keys[1] is None and rep.grouped == 2
+    assert H.near_duplicate_keys([])[0] == []
+    assert H.near_duplicate_keys(["!!", "??"])[0] == [None, None]
+
+
+def test_group_keeps_near_duplicates_in_one_split_and_near_copies_finds_leaks():
+    keys, _ = H.near_duplicate_keys(TEMPLATES)
+    items = [Item(f"s:{i}", "s", t, {"near_dup_group": k} if k else {}) for i, (t, k) in enumerate(zip(TEMPLATES, keys))]
+    for seed in range(20):
+        split = {it.text: H.split_of(H.split_key(it), seed) for it in items}
+        assert split[TEMPLATES[0]] == split[TEMPLATES[1]] == split[TEMPLATES[2]]
+        assert split[TEMPLATES[3]] == split[TEMPLATES[4]]
+    assert H.split_key(items[5]) == TEMPLATES[5]  # a singleton's split is its text's, as before grouping
+    got = H.near_copies(TEMPLATES[:1] + TEMPLATES[5:7], TEMPLATES[1:2] + ["Translate this into French"])
+    assert [(a, b) for a, b, _ in got] == [(0, 0)] and got[0][2] >= H.NEAR_DUP_THRESHOLD
+    assert H.near_copies(TEMPLATES[5:7], TEMPLATES[:2]) == []

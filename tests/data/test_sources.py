@@ -160,7 +160,8 @@ def test_sharegpt_parse_and_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(S, "_sharegpt_cache_path", lambda: cache)
     items, report = S._load_sharegpt()
     assert sorted(i.meta["conversation_id"] for i in items) == ["a_0", "c_0"]
-    assert S.sharegpt_stats() == {"records": 6, "no_exchange": 1, "non_english": 1, "shared_turn_dropped": 1}
+    assert S.sharegpt_stats() == {"records": 6, "no_exchange": 1, "non_english": 1, "shared_turn_dropped": 1,
+                                  "near_dup_groups": 0, "near_dup_grouped": 0}
     assert (report.n_in, report.kept, report.duplicates_dropped) == (4, 2, 2)
     assert cache.is_file() and not list(cache.parent.glob("*.tmp"))
     a0 = next(i for i in items if i.meta["conversation_id"] == "a_0")

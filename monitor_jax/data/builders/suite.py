@@ -1,8 +1,10 @@
 """TFDS builder for the bundled suite: one array_record dataset per domain, items already split.
 
 Each domain is a pool of `Item`s from the offline sources (DESIGN.md §4) with hygiene applied: cross-source
-dedup on normalized text, one item-level split keyed by normalized text (near-copy jailbreak templates and
-agent scenario families are kept whole inside one split), length-matched benign negatives where lengths
+dedup on normalized text, near-duplicates grouped per source (`hygiene.near_duplicate_keys`: names and numbers
+masked, TF-IDF cosine >= 0.6; jailbreak template prefixes joined; ShareGPT grouped over its whole pool so the IF
+pool agrees), one item-level split keyed by normalized text or group (`hygiene.split_key`; agent scenario
+families are kept whole inside one split), length-matched benign negatives where lengths
 differ by class. Tasks (`data/tasks.py`) ask questions about these pools. Written without TensorFlow:
 `file_format="array_record"`, read back with `as_data_source()`.
 """
@@ -19,15 +21,31 @@ from monitor_jax.data import hygiene, sources
 from monitor_jax.data.items import Item, make_item
 
 SPLIT_SEED = 0  # the one split seed of the suite; recorded in reports' data manifests
-VERSION = "1.2.0"  # bump whenever a domain's items change (sources, hygiene, generator): caches are keyed by it
+VERSION = "1.3.0"  # bump whenever a domain's items change (sources, hygiene, generator): caches are keyed by it
 TWEETS_PER_SENTIMENT = 1500
 AGENT_TRANSCRIPTS = 1200
 
 
-def _split(items: list[Item], key: Callable[[Item], str] = lambda it: it.text) -> dict[str, list[Item]]:
+def group_near_duplicates(items: list[Item], same: Callable[[Item], str | None] = lambda it: None) -> list[Item]:
+    """The items with meta `near_dup_group` set on members of a near-duplicate group, grouped per source (a
+    ShareGPT item keeps the group its source gave it over the whole pool)."""
+    by_source: dict[str, list[int]] = {}
+    for k, it in enumerate(items):
+        if it.source != "sharegpt":
+            by_source.setdefault(it.source, []).append(k)
+    out = list(items)
+    for idx in by_source.values():
+        keys, _ = hygiene.near_duplicate_keys([items[k].text for k in idx], same=[same(items[k]) for k in idx])
+        for k, g in zip(idx, keys):
+            if g:
+                out[k] = Item(items[k].id, items[k].source, items[k].text, {**items[k].meta, "near_dup_group": g})
+    return out
+
+
+def _split(items: list[Item], same: Callable[[Item], str | None] = lambda it: None) -> dict[str, list[Item]]:
     out: dict[str, list[Item]] = {s: [] for s in hygiene.SPLITS}
-    for it in items:
-        out[hygiene.split_of(key(it), seed=SPLIT_SEED)].append(it)
+    for it in group_near_duplicates(items, same):
+        out[hygiene.split_of(hygiene.split_key(it), seed=SPLIT_SEED)].append(it)
     return out
 
 
@@ -59,7 +77,7 @@ def jailbreak_domain() -> dict[str, list[Item]]:
     benign = _tag(hygiene.length_matched(jb, sources.sharegpt(), rng=SPLIT_SEED + 1), jailbreak=0)
     items, _ = hygiene.dedup(jb + benign)
     # A jailbreak template family (same first 100 normalized chars) stays inside one split.
-    return _split(items, key=lambda it: it.meta.get("prefix_group") or it.text)
+    return _split(items, same=lambda it: it.meta.get("prefix_group"))
 
 
 def news_domain() -> dict[str, list[Item]]:

@@ -1,0 +1,59 @@
+"""The protocol pilot (issue 22 part 5): trainable depth, top 2 vs top 4 layers from cached features, on four
+tasks, 1,200 row-visits per seed (1,500 did not fit a session on 2 cores: `--dry_run`), validation split only
+(test is never read here).
+
+    monitor-jax experiment --config=configs/pilot_depth.py:2 --out=experiments/results/pilot_depth/top2
+    monitor-jax experiment --config=configs/pilot_depth.py:4 --out=experiments/results/pilot_depth/top4
+    python experiments/pilot_depth.py   # both -> experiments/results/pilot_depth/{README.md,curves.png}
+
+Run on 2 cores as `:4,agentdojo,harmful,info` then `:2,agentdojo,harmful,info` (one session), and `agent` (the
+next): results then name the tasks they hold. The argument is the trainable depth k (one process per depth: the frozen lower stack, and so the feature store's
+split layer, is fixed per process). Arms: the untrained model and one in-domain arm per task (balanced training
+items: up to 408, 204 per class), evaluated every 250 row-visits on 96 validation items per
+task; the cells score the chosen checkpoint on the task's whole validation split. The protocol's default depth
+and budget are read off the curves (AUROC vs row-visits and CPU minutes), see the results README.
+"""
+from __future__ import annotations
+
+import pathlib
+
+from monitor_jax.core import config as config_lib
+
+x = config_lib.load_module(pathlib.Path(__file__).with_name("experiment.py"))
+
+TASKS = {"agentdojo": "agentdojo/unrequested", "agent": "agent/sabotage", "harmful": "requests/harmful",
+         "info": "requests/info_hazard"}
+CELL_ITEMS = {"agentdojo": 96, "agent": 96, "harmful": 200, "info": 407}  # validation items per cell
+TRAIN_ITEMS = {"agentdojo": 408, "agent": 204, "harmful": 408, "info": 408}  # balanced training items (info: 366)
+ROWS = 1200
+
+
+def get_config(arg: str | None = None):
+    """`arg`: the depth k, optionally followed by the tasks to run ("4,agentdojo,harmful"; default all four)."""
+    depth, *only = (arg or "2").split(",")
+    depth = int(depth)
+    c = x.get_config()
+    with c.unlocked():
+        c.train.top_k = depth
+        c.eval.every_rows = 200
+        c.data.buckets = (128, 256, 512, 768, 1024)  # agent transcripts: 42-57 % of rows fit 768
+        e = c.experiment
+        e.name, e.claim = f"pilot_depth_top{depth}" + (f"_{'_'.join(only)}" if only else ""), "pilot"
+        e.statement = f"How far do in-domain arms get in {ROWS} row-visits with the top {depth} layers trainable?"
+        e.split = "validation"
+        e.seeds = (0,)
+        e.select_limit = 96
+        e.budget_rows = ROWS
+        e.budget_minutes = 150.0
+        order = tuple(only) or ("agentdojo", "harmful", "info", "agent")
+        e.cells = [x.cell(TASKS[k], CELL_ITEMS[k], "validation: the pilot's target", arms=("base", f"in_{k}"))
+                   for k in order]
+        e.arms = [x.arm("base", label="untrained")] + [
+            x.arm(f"in_{k}", x.balanced(k, TASKS[k], TRAIN_ITEMS[k]), label=f"in-domain {TASKS[k]}", x=depth)
+            for k in order]
+        e.comparisons = [x.comparison("diff", f"{t}:primary", a="base", b=f"in_{k}", primary=True)
+                         for k, t in TASKS.items()]
+        e.notes = (f"Pilot, validation only: top {depth} of 30 layers, {ROWS} row-visits per seed, one seed. Checkpoints "
+                   "are chosen on 96 validation items per task, which the cells (the whole validation split) include: "
+                   "the cells' AUROC is a little optimistic, the same way for every depth.",)
+    return x.lock(c)
