@@ -51,8 +51,8 @@ def get_config(arg: str | None = None):
         e.arms = [x.arm("base", label="untrained")] + [
             x.arm(f"in_{k}", x.balanced(k, TASKS[k], TRAIN_ITEMS[k]), label=f"in-domain {TASKS[k]}", x=depth)
             for k in order]
-        e.comparisons = [x.comparison("diff", f"{t}:primary", a="base", b=f"in_{k}", primary=True)
-                         for k, t in TASKS.items()]
+        e.comparisons = [x.comparison("diff", f"{TASKS[k]}:primary", a="base", b=f"in_{k}", primary=True)
+                         for k in order]
         e.notes = (f"Pilot, validation only: top {depth} of 30 layers, {ROWS} row-visits per seed, one seed. Checkpoints "
                    "are chosen on 96 validation items per task, which the cells (the whole validation split) include: "
                    "the cells' AUROC is a little optimistic, the same way for every depth.",)
