@@ -123,8 +123,7 @@ def _assets(fv: Flags, args: list[str]) -> int:
     from monitor_jax.core import assets
 
     if args == ["fetch"]:
-        paths = assets.fetch_all(force=fv.force, verify=fv.verify)
-        print(f"{len(paths)} assets ready in {assets.cache_dir()}")
+        assets.fetch_all(force=fv.force, verify=fv.verify)  # one line per asset fetched; silent when all are valid
         return 0
     print(assets.describe())
     return 0
