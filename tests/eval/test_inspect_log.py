@@ -1,6 +1,7 @@
 """Inspect logs: a small log written with inspect_ai itself (no network, no model calls) is read with its log API,
 rendered like the agent domains through the one escaping renderer, and scored one row per sample and epoch."""
 import dataclasses
+import importlib
 import json
 import os
 import subprocess
@@ -9,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-if os.environ.get("CI") == "true":
-    import inspect_ai  # noqa: F401 - CI installs the [inspect] extra (`make test`): without it this file fails
+if os.environ.get("CI") == "true":  # CI installs the [inspect] extra (`make test`): without it this file fails
+    importlib.import_module("inspect_ai")
 else:
     pytest.importorskip("inspect_ai", reason="needs the [inspect] extra: pip install 'monitor_jax[inspect]'")
 
