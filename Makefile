@@ -1,12 +1,19 @@
-# The README's commands. `make demo` runs the main job on the embedded default; `make test` runs the suite.
+# The README's commands. `make demo` installs only what the demo needs and runs the main job on the embedded
+# default; `make test` adds the test extras (the PyTorch reference, notebooks, Inspect logs) and runs the suite.
 PY ?= python3
+PIP := $(PY) -m pip install --disable-pip-version-check -q
 STAMP := .install-stamp
+TEST_STAMP := .test-stamp
 
 .PHONY: demo test bench install clean
 
 $(STAMP): setup.py
-	$(PY) -m pip install --disable-pip-version-check -q -e ".[test]"
+	$(PIP) -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): setup.py
+	$(PIP) -e ".[test,inspect]"
+	touch $(TEST_STAMP)
 
 install: $(STAMP)
 
@@ -14,15 +21,15 @@ demo: $(STAMP)
 	$(PY) -m monitor_jax.main assets fetch
 	$(PY) -m monitor_jax.main demo
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(PY) -m pytest -q tests
 
 # Speed vs PyTorch/transformers on this machine (about 40 min on 2 cores; wants a quiet machine) -> bench/results.md.
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(PY) bench/scoring.py --n_examples=128 --mix_repeats=2 --news_inputs=24
 	$(PY) bench/train_step.py --parts=torch,jax,topk --remat=none,dots
 	$(PY) bench/generate.py
 	$(PY) bench/summary.py
 
 clean:
-	rm -f $(STAMP)
+	rm -f $(STAMP) $(TEST_STAMP)

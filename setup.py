@@ -1,4 +1,4 @@
-"""Install monitor_jax: pinned stack (DESIGN.md §2), `[test]` extra, `monitor-jax` console script."""
+"""Install monitor_jax: pinned stack (DESIGN.md §2), `[test]` and `[inspect]` extras, `monitor-jax` console script."""
 from setuptools import find_packages, setup
 
 INSTALL_REQUIRES = [
@@ -40,6 +40,10 @@ TEST_REQUIRES = [
     "datasets",
 ]
 
+# `monitor-jax score --inspect_log=RUN.eval` reads Inspect AI logs with inspect_ai's own log API (no LLM client:
+# inspect_ai imports a provider's client only when a model of that provider is used)
+INSPECT_REQUIRES = ["inspect_ai==0.3.285"]
+
 setup(
     name="monitor_jax",
     version="0.1.0",
@@ -47,6 +51,6 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["monitor_jax", "monitor_jax.*"]),
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": TEST_REQUIRES},
+    extras_require={"test": TEST_REQUIRES, "inspect": INSPECT_REQUIRES},
     entry_points={"console_scripts": ["monitor-jax=monitor_jax.main:run"]},
 )

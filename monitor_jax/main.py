@@ -80,7 +80,8 @@ def _system(fv: Flags) -> None:
 def _rows(fv: Flags) -> None:
     flags.DEFINE_string("input", None, "A JSONL file of rows to read (score: {id?, input, label?}; generate: {id?, "
                         "prompt: str | [messages]}).", flag_values=fv)
-    flags.DEFINE_string("output", None, "With --input: the JSONL file to write, one line per row.", flag_values=fv)
+    flags.DEFINE_string("output", None, "With --input or --inspect_log: the JSONL file to write, one line per row or "
+                        "sample.", flag_values=fv)
 
 
 def _out(fv: Flags, what: str) -> None:
@@ -123,8 +124,7 @@ def _assets(fv: Flags, args: list[str]) -> int:
     from monitor_jax.core import assets
 
     if args == ["fetch"]:
-        paths = assets.fetch_all(force=fv.force, verify=fv.verify)
-        print(f"{len(paths)} assets ready in {assets.cache_dir()}")
+        assets.fetch_all(force=fv.force, verify=fv.verify)  # one line per asset fetched; silent when all are valid
         return 0
     print(assets.describe())
     return 0
@@ -267,24 +267,32 @@ def _score(fv: Flags, args: list[str]) -> int:
     from monitor_jax.eval import score_file, scoring
     from monitor_jax.model import registry
 
-    if bool(fv.input) == bool(args):
-        raise ValueError("score takes TEXT... or --input=rows.jsonl --output=scores.jsonl (one of the two)")
+    if [bool(args), bool(fv.input), bool(fv.inspect_log)].count(True) != 1:
+        raise ValueError("score takes TEXT..., --input=rows.jsonl or --inspect_log=RUN.eval (one of the three); the "
+                         "files with --output=scores.jsonl")
     if fv.prompt is not None and fv["question"].present:
         raise ValueError("score: give --prompt or --question, not both")
+    if fv.inspect_label and not fv.inspect_log:
+        raise ValueError("score: --inspect_label goes with --inspect_log")
     prompt = fv.prompt.replace("\\n", "\n") if fv.prompt else scoring.question_prompt(fv.question)
-    if fv.input and not fv.output:
-        raise ValueError("score --input needs --output=FILE")
+    if (fv.input or fv.inspect_log) and not fv.output:
+        raise ValueError(f"score --{'input' if fv.input else 'inspect_log'} needs --output=FILE")
     model = registry.load(fv.model)
     common = dict(label_words=tuple(fv.label_words), system=fv.system, batch_size=fv.batch_size, max_len=fv.max_len,
                   mesh=_scoring_mesh())
-    if fv.input:
-        summary = score_file.score_file(model, fv.input, fv.output, prompt, **common)
+    if fv.input or fv.inspect_log:
+        summary = (score_file.score_file(model, fv.input, fv.output, prompt, **common) if fv.input else
+                   score_file.score_inspect_logs(model, fv.inspect_log, fv.output, prompt,
+                                                 label_key=fv.inspect_label, **common))
         print(score_file.format_summary(summary))
         print(f"scores written to {fv.output}")
         return 0
     res = scoring.score_texts(model, prompt, args, progress=False, **common)
     for text, score, outside in zip(args, res.score, res.mass_outside):
         print(f"{score:.4f}\t{outside:.4f}\t{text}")
+    note = score_file.truncation_note(int(res.truncated.sum()), len(args), fv.max_len)
+    if note:
+        print(note, file=sys.stderr)
     return 0
 
 
@@ -295,6 +303,11 @@ def _define_score(fv: Flags) -> None:
     _define_question(fv)
     _system(fv)
     _rows(fv)
+    flags.DEFINE_multi_string("inspect_log", None, "An Inspect AI eval log (.eval or .json): one score per sample and "
+                              "epoch, its conversation rendered like the agent domains; repeat the flag for several "
+                              "logs (needs the [inspect] extra).", flag_values=fv)
+    flags.DEFINE_string("inspect_label", None, "With --inspect_log: a sample-metadata key whose true value labels a "
+                        "sample positive (as does ControlArena's eval_mode == \"attack\").", flag_values=fv)
     _scoring(fv)
 
 
@@ -431,9 +444,9 @@ COMMANDS = {c.name: c for c in (
             _define_zero_shot, _zero_shot),
     Command("experiment", "experiment --config=FILE --out=DIR", "arms x seeds, checkpoints chosen on validation, "
             "test cells scored once, CIs, verdict", _define_experiment, _experiment),
-    Command("score", "score [--prompt=P | --question=Q] {TEXT... | --input=F.jsonl --output=F}",
-            "P(Yes) of each text or row under one prompt; metrics when rows carry labels", _define_score, _score,
-            positional="TEXT..."),
+    Command("score", "score [--prompt=P | --question=Q] {TEXT... | --input=F.jsonl --output=F | "
+            "--inspect_log=RUN.eval... --output=F}", "P(Yes) of each text, row or Inspect sample under one prompt; metrics when they carry "
+            "labels", _define_score, _score, positional="TEXT..."),
     Command("train", "train --config=FILE --workdir=DIR", "train (or resume) a monitor, evaluating on validation",
             _define_train, _train),
     Command("eval", "eval --models=A,B --out=DIR", "score models on tasks: report, plots, per-example scores",
@@ -542,7 +555,7 @@ def _start_processes(fv: Flags) -> None:
 
 def main(argv: list[str]) -> int:
     """Runs one command line (`argv[0]` is the program); returns the exit code: 0 done, 1 a user error (bad input,
-    missing assets: one line on stderr), 2 bad usage."""
+    missing assets, a path that cannot be read or written: one line on stderr), 2 bad usage."""
     from monitor_jax.core.assets import AssetError
 
     name, rest = _split_argv(argv)
@@ -569,10 +582,12 @@ def main(argv: list[str]) -> int:
         if command.multiprocess:
             _start_processes(fv)
         return command.body(fv, args)
-    except (ValueError, KeyError, AssetError, FloatingPointError) as e:
+    except (ValueError, KeyError, AssetError, FloatingPointError, OSError) as e:
         if os.environ.get("MONITOR_JAX_DEBUG"):
             raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        if isinstance(e, OSError) and e.filename is not None:  # a path we could not read or write
+            msg = f"{e.filename}: {e.strerror or type(e).__name__}"
         print(f"{_PROG}: error: {msg}  (MONITOR_JAX_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
 

@@ -102,6 +102,21 @@ def test_score_bad_row_names_file_and_line_and_writes_nothing(tmp_path):
     assert not (tmp_path / "scores.jsonl").exists()
 
 
+def test_bad_input_files_are_one_line_and_cut_rows_are_counted(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"input": "fine", "label": 1}\n{"input": "caf\xff", "label": 0}\n')
+    missing = tmp_path / "missing.jsonl"
+    for path, expected in ((bad, f"{bad}:2: not UTF-8 (byte 0xff at column 15)"), (missing, f"{missing}: no such file")):
+        out = _run("score", "--model=tiny-random-llama", f"--input={path}", f"--output={tmp_path / 's.jsonl'}")
+        assert out.returncode == 1 and expected in out.stderr, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr, out.stderr
+    rows = tmp_path / "long.jsonl"
+    rows.write_text(json.dumps({"input": "word " * 400, "label": 1}) + "\n" + json.dumps({"input": "hi", "label": 0}))
+    out = _run("score", "--model=tiny-random-llama", f"--input={rows}", f"--output={tmp_path / 's.jsonl'}",
+               "--max_len=128")
+    assert out.returncode == 0 and "1 of 2 inputs were longer than max_len=128 tokens" in out.stdout, out.stderr
+
+
 def test_eval_writes_a_report(tmp_path):
     out = _run("eval", "--models=tiny-random-llama", "--tasks=requests/harmful", "--limit_per_task=16",
                "--max_len=256", f"--out={tmp_path / 'rep'}")

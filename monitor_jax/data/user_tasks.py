@@ -14,6 +14,7 @@ import string
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from monitor_jax.core import io
 from monitor_jax.data import tasks
 from monitor_jax.data.builders import jsonl
 from monitor_jax.data.builders.jsonl import TaskFileError, messages_to_text, short_repr  # noqa: F401 (public here)
@@ -172,10 +173,7 @@ def _source(domain: str) -> str:
 def read_task_file(path: str | os.PathLike) -> dict:
     """The task file's mapping (JSON for .json, YAML for .yaml/.yml); syntax errors name file:line."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise TaskFileError(f"{path}: cannot read task file ({e.strerror})") from None
+    text = io.read_text(path, TaskFileError)
     suffix = path.suffix.lower()
     if suffix == ".json":
         try:

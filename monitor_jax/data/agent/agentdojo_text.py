@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from monitor_jax.data.agent.agentdojo_run import Step
 
 OMITTED = "[... {n} characters omitted ...]"
+NO_OUTPUT = "(no output)"
 ROLE = {"user": "USER", "assistant": "ASSISTANT", "tool": "TOOL OUTPUT"}
 
 # Injected instructions (what an attacker plants in a tool output); {goal} is AgentDojo's GOAL text.
@@ -92,13 +93,18 @@ def shorten(text: str, limit: int, keep: str | None = None) -> str:
     return out + text[a:b] + (mid if len(mid) <= tail else _cut(mid, 0, len(mid) - tail))
 
 
+def call_text(function: str, args: Mapping[str, Any]) -> str:
+    """An assistant's tool call as the agent domains write it: 'calling send_email({"to": "a@b.c"})'."""
+    return f"calling {function}({json.dumps(dict(args), ensure_ascii=False, default=str)})"
+
+
 def messages(request: str, steps: Sequence[Step], final: str, output_chars: int, keep: str | None) -> list[dict]:
     """Chat messages: the request, one assistant call + one tool output per step, the final answer."""
     out = [{"role": "user", "content": request}]
     for s in steps:
         args = {k: shorten(v, output_chars, keep) if isinstance(v, str) else v for k, v in s.args.items()}
-        out.append({"role": "assistant", "content": f"calling {s.function}({json.dumps(args, ensure_ascii=False)})"})
-        out.append({"role": "tool", "content": shorten(s.output, output_chars, keep) or "(no output)"})
+        out.append({"role": "assistant", "content": call_text(s.function, args)})
+        out.append({"role": "tool", "content": shorten(s.output, output_chars, keep) or NO_OUTPUT})
     out.append({"role": "assistant", "content": final})
     return out
 

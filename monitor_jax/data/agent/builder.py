@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import tensorflow_datasets as tfds
 
 from monitor_jax.data.agent import agentdojo_domain
-from monitor_jax.data.builders import suite
+from monitor_jax.data.builders import build, suite
 from monitor_jax.data.items import Item
 
 VERSION = "1.0.0"  # bump whenever the items change for the same settings
@@ -54,10 +54,9 @@ class AgentDojoDomain(tfds.core.GeneratorBasedBuilder):
 def prepare(settings: agentdojo_domain.Settings = agentdojo_domain.Settings(), *,
             directory: str | None = None) -> AgentDojoDomain:
     """The prepared builder of `settings` (built on first use, atomically)."""
-    b = AgentDojoDomain(settings=settings, data_dir=directory or suite.data_dir(), file_format="array_record")
-    if not b.is_prepared():
-        b.download_and_prepare()
-    return b
+    return build.prepared(lambda: AgentDojoDomain(settings=settings, data_dir=directory or suite.data_dir(),
+                                                  file_format="array_record"),
+                          f"agentdojo domain {config_name(settings)}")
 
 
 def load(settings: agentdojo_domain.Settings = agentdojo_domain.Settings(), *,

@@ -22,8 +22,9 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import tensorflow_datasets as tfds
 
-from monitor_jax.core import assets
+from monitor_jax.core import assets, io
 from monitor_jax.data import hygiene
+from monitor_jax.data.builders import build
 from monitor_jax.data.builders.suite import record_to_item
 from monitor_jax.data.items import Item, item_id
 
@@ -32,7 +33,7 @@ SPLIT_SEED = 0
 _LABELS = {"1": 1, "0": 0, "true": 1, "false": 0, "yes": 1, "no": 0}
 
 
-class TaskFileError(ValueError):
+class TaskFileError(io.InputError):
     """Bad user task file or data. The message is one line naming file:line or the task-file key."""
 
 
@@ -103,16 +104,9 @@ def parse_row(where: str, row: Any, *, source: str, text_field: str = "input",
 
 
 def jsonl_rows(path: str | os.PathLike) -> Iterator[tuple[str, Any]]:
-    """(f"{path}:{line}", parsed row) for each non-blank line; a bad line raises `path:LINE: invalid JSON (...)`."""
-    with open(path, encoding="utf-8-sig") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TaskFileError(f"{path}:{lineno}: invalid JSON ({e})") from None
-            yield f"{path}:{lineno}", row
+    """(f"{path}:{line}", parsed row) for each non-blank line; a bad line (JSON, UTF-8) or a missing file raises a
+    one-line `TaskFileError` naming path:LINE or the path (`core.io.read_jsonl`)."""
+    return io.read_jsonl(path, TaskFileError)
 
 
 def parse_rows(parts: Mapping[str, Iterable[tuple[str, Any]]], **kwargs: Any) -> dict[str, list[Item]]:
@@ -235,12 +229,13 @@ def data_dir() -> str:
 def prepare(spec: JsonlSpec) -> JsonlTask:
     """The spec's prepared builder: reused if its content hash was built before, else validated, then built."""
     kwargs = dict(config=spec.config(), data_dir=data_dir(), file_format="array_record")
-    builder = JsonlTask(**kwargs)
-    if not builder.is_prepared():
-        items, stats = read_items(spec)  # raises before anything is written
-        builder = JsonlTask(items=items, stats=stats, **kwargs)
-        builder.download_and_prepare()
-    return builder
+    with build.quiet_tfds():
+        builder = JsonlTask(**kwargs)
+        ready = builder.is_prepared()
+    if ready:
+        return builder
+    items, stats = read_items(spec)  # raises before anything is written
+    return build.prepared(lambda: JsonlTask(items=items, stats=stats, **kwargs), f"user task {spec.name!r}")
 
 
 def load_jsonl_domain(spec: JsonlSpec) -> dict[str, list[Item]]:

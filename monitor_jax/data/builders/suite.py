@@ -18,6 +18,7 @@ import tensorflow_datasets as tfds
 
 from monitor_jax.core import assets
 from monitor_jax.data import hygiene, sources
+from monitor_jax.data.builders import build
 from monitor_jax.data.items import Item, make_item
 
 SPLIT_SEED = 0  # the one split seed of the suite; recorded in reports' data manifests
@@ -155,8 +156,8 @@ def load_domain(domain: str) -> dict[str, list[Item]]:
     """The domain's items per split, building its array_record dataset on first use."""
     if domain not in DOMAINS:
         raise KeyError(f"unknown domain {domain!r}; bundled domains: {sorted(DOMAINS)}")
-    builder = MonitorSuite(config=domain, data_dir=data_dir(), file_format="array_record")
-    builder.download_and_prepare()
+    builder = build.prepared(lambda: MonitorSuite(config=domain, data_dir=data_dir(), file_format="array_record"),
+                             f"suite domain {domain!r}")
     out = {}
     for split, ds in builder.as_data_source().items():
         items = [record_to_item(ds[i]) for i in range(len(ds))]
