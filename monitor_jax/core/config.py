@@ -22,7 +22,8 @@ helpers). Keys and their meaning:
   features live (shared: the on-disk store under `feature_store_dir`, default `$MONITOR_JAX_CACHE/features`,
   reused by every run and process on the same frozen stack, with a memory layer in front; memory: this
   process only; disk: an np.memmap file in the workdir); `feature_store_dtype` float32 | bfloat16 (the shared
-  store's storage dtype).
+  store's storage dtype); `feature_store_base` (None: unused) m < the frozen depth: build missing rows from the
+  shared store of the first m layers, running only the layers above m (e.g. top-2 after a top-4 pass).
 - `optim`: AdamW with linear warmup then `decay` (cosine | linear | constant) to `total_steps`; `clip_norm`
   global-norm clipping (0: none); `grad_accum` micro-batches per optimizer step. `total_steps` is the length
   of the run in optimizer steps; `total_rows` (None: unused) sets it in row-visits instead:
@@ -137,6 +138,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.feature_store = "shared"
     c.train.feature_store_dir = config_dict.placeholder(str)
     c.train.feature_store_dtype = "float32"
+    c.train.feature_store_base = config_dict.placeholder(int)
     c.train.lora = ml_collections.ConfigDict()
     c.train.lora.rank = 8
     c.train.lora.alpha = 16.0

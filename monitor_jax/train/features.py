@@ -18,6 +18,10 @@ Decisions:
   that every run, experiment and process on the same frozen stack reuses, with a memory layer in front;
   "memory" host memory of this process; "disk" an append-only workdir file read through `np.memmap` (bounded
   RAM, rebuilt on restart).
+- Derived stacks (`train.feature_store_base` = m < n_lower, shared store only): a row missing here is built from
+  the shared store of the m-layer stack (the same model's first m layers), running only layers m..n_lower-1;
+  a row missing there too is computed and stored there first. So after a top-4 pass (m = 26) a top-2 stack
+  (n_lower = 28) costs 2 layers a row, and either order fills the store a later depth reuses.
 - Multi-host: every host caches its own rows. The lower forward runs on the mesh with the global frozen
   params, so all hosts must call it together: the number of chunks per step is agreed with one allgather.
 """
@@ -61,6 +65,19 @@ def lower_forward(cfg: transformer.ModelConfig, frozen: Any, tokens: jax.Array, 
     return hidden
 
 
+def layer_slice(frozen: Any, start: int, stop: int) -> Any:
+    """`frozen` with its stacked layers cut to [start, stop) (the embedding kept)."""
+    return {**frozen, "layers": jax.tree_util.tree_map(lambda x: x[start:stop], frozen["layers"])}
+
+
+def middle_forward(cfg: transformer.ModelConfig, frozen: Any, start: int, hidden: jax.Array, positions: jax.Array,
+                   segment_ids: jax.Array) -> jax.Array:
+    """Un-normed hidden states after layers [start, start + cfg.n_layers) of `frozen`, from those after `start`."""
+    out, _ = transformer.Transformer(cfg).apply({"params": layer_slice(frozen, start, start + cfg.n_layers)}, None,
+                                                positions, segment_ids, embeddings=hidden, final_norm=False)
+    return out
+
+
 class FeatureCache:
     """Lower-layer activations of every distinct training row, computed once (see the module docstring)."""
 
@@ -86,13 +103,31 @@ class FeatureCache:
         rows = shd.batch_sharding(mesh)
         self._fn = jax.jit(lambda f, t, p, s: lower_forward(self.cfg, f, t, p, s),
                            in_shardings=(frozen_shardings, rows, rows, rows), out_shardings=rows)
+        base = config.train.get("feature_store_base")
+        self.n_base = None if base is None else int(base)
+        self.base_store: Any = None
+        if self.n_base is not None:
+            if kind != "shared" or not 1 <= self.n_base < self.n_lower:
+                raise ValueError(f"config.train.feature_store_base={self.n_base} needs train.feature_store='shared' "
+                                 f"and 1 <= feature_store_base < n_lower={self.n_lower}")
+            nb, mid_cfg = self.n_base, self.cfg.replace(n_layers=self.n_lower - self.n_base)
+            self._base_fn = jax.jit(lambda f, t, p, s: lower_forward(self.cfg.replace(n_layers=nb),
+                                                                     layer_slice(f, 0, nb), t, p, s),
+                                    in_shardings=(frozen_shardings, rows, rows, rows), out_shardings=rows)
+            self._mid_fn = jax.jit(lambda f, h, p, s: middle_forward(mid_cfg, f, nb, h, p, s),
+                                   in_shardings=(frozen_shardings, rows, rows, rows), out_shardings=rows)
+        self.base_hits = self.base_misses = 0
 
     def open(self, frozen: Any) -> Any:
-        """The store (opened on first use for the frozen params `frozen`)."""
+        """The store (opened on first use for the frozen params `frozen`), and the base stack's store if any."""
         if self.store is None:
             self.store = feature_store.open_store(self.config, model_name=str(self.config.model.name),
                                                   frozen=frozen, n_lower=self.n_lower, d=self.d,
                                                   compute_dtype=self.dtype, workdir=self.workdir)
+        if self.n_base is not None and self.base_store is None:
+            self.base_store = feature_store.open_store(self.config, model_name=str(self.config.model.name),
+                                                       frozen=layer_slice(frozen, 0, self.n_base),
+                                                       n_lower=self.n_base, d=self.d, compute_dtype=self.dtype)
         return self.store
 
     def stats(self) -> dict[str, float]:
@@ -101,7 +136,10 @@ class FeatureCache:
         out = {"features/rows": 0.0, "features/bytes": 0.0}
         if self.store is not None:
             out.update({f"features/{k}": v for k, v in self.store.stats().items()})
-        return {**out, "features/hits": float(self.hits), "features/misses": float(self.misses)}
+        out = {**out, "features/hits": float(self.hits), "features/misses": float(self.misses)}
+        if self.n_base is not None:
+            out.update({"features/base_hits": float(self.base_hits), "features/base_misses": float(self.base_misses)})
+        return out
 
     def _chunk(self, n_missing: int, chunk: int) -> int:
         """Rows per lower forward: `chunk` halved while half still holds every missing row and splits evenly over
@@ -114,16 +152,45 @@ class FeatureCache:
             chunk //= 2
         return chunk
 
+    def _run(self, fn: Any, frozen: Any, inputs: np.ndarray, positions: np.ndarray, segments: np.ndarray,
+             chunk: int) -> np.ndarray:
+        """`fn(frozen, inputs, positions, segments)` over host rows [M, T(, D)] (M a multiple of `chunk`), `chunk`
+        rows per jitted call."""
+        out = []
+        for s in range(0, len(inputs), chunk):
+            arrays = shd.shard_batch({"x": inputs[s:s + chunk], "positions": positions[s:s + chunk],
+                                      "segment_ids": segments[s:s + chunk]}, self.mesh, microbatched=False)
+            out.append(_local_rows(fn(frozen, arrays["x"], arrays["positions"], arrays["segment_ids"]), self.mesh))
+        return np.concatenate(out) if out else np.zeros((0, inputs.shape[1], self.d), self.dtype)
+
     def _compute(self, frozen: Any, tokens: np.ndarray, positions: np.ndarray, segments: np.ndarray,
                  chunk: int) -> np.ndarray:
-        """Lower features of host rows [M, T] (M a multiple of `chunk`), `chunk` rows per jitted call."""
-        out = []
-        for s in range(0, len(tokens), chunk):
-            arrays = shd.shard_batch({"tokens": tokens[s:s + chunk], "positions": positions[s:s + chunk],
-                                      "segment_ids": segments[s:s + chunk]}, self.mesh, microbatched=False)
-            h = self._fn(frozen, arrays["tokens"], arrays["positions"], arrays["segment_ids"])
-            out.append(_local_rows(h, self.mesh))
-        return np.concatenate(out) if out else np.zeros((0, tokens.shape[1], self.d), self.dtype)
+        """Lower features of host rows [M, T] (M a multiple of `chunk`): the whole lower stack, or with a base
+        stack its features (stored, or computed and stored there) then the layers above it."""
+        if self.n_base is None:
+            return self._run(self._fn, frozen, tokens, positions, segments, chunk)
+        lengths = (segments > 0).sum(axis=1)
+        keys = [row_key(tokens[i], int(n)) if n else None for i, n in enumerate(lengths)]
+        hidden = np.zeros((*tokens.shape, self.d), self.dtype)
+        need = []
+        for i, k in enumerate(keys):
+            value = self.base_store.get(k) if k is not None else None
+            if value is not None:
+                hidden[i, :lengths[i]] = value
+                self.base_hits += 1
+            elif k is not None:
+                need.append(i)
+                self.base_misses += 1
+        n_chunks = _agreed_max(-(-len(need) // chunk))
+        idx = np.asarray(need + [need[0] if need else 0] * (n_chunks * chunk - len(need)), np.int64)
+        if len(idx):
+            seg = segments[idx].copy()
+            seg[len(need):] = 0
+            base = self._run(self._base_fn, frozen, tokens[idx], positions[idx], seg, chunk)
+            for j, i in enumerate(need):
+                self.base_store.put(keys[i], np.asarray(base[j, :lengths[i]], self.dtype))
+                hidden[i, :lengths[i]] = self.base_store.get(keys[i])  # as stored (the same for every reader)
+        return self._run(self._mid_fn, frozen, hidden, positions, segments, chunk)
 
     def add_features(self, batch: dict[str, np.ndarray], frozen: Any) -> dict[str, np.ndarray]:
         """`batch` (host arrays, [K, B, T] or [B, T]) with "embeddings" [..., T, D] of the lower stack added."""

@@ -75,6 +75,54 @@ def test_a_row_cached_in_one_bucket_hits_in_a_longer_one_and_in_a_new_process(tm
     assert fs.stack_id("m", frozen, 1, "float32", "float32") != fs.stack_id("m", frozen, 1, "float32", "bfloat16")
 
 
+def _deeper(model, n_layers: int):
+    """The tiny model with its 2 layers repeated (scaled) to `n_layers`: enough depth for a base stack."""
+    import dataclasses
+
+    reps = -(-n_layers // model.cfg.n_layers)
+    layers = jax.tree_util.tree_map(
+        lambda x: np.concatenate([np.asarray(x) * (1 - 0.1 * r) for r in range(reps)])[:n_layers],
+        model.params["layers"])
+    return dataclasses.replace(model, cfg=model.cfg.replace(n_layers=n_layers), params={**model.params, "layers": layers})
+
+
+def test_a_derived_stack_equals_the_full_lower_stack_and_fills_the_base_store(tmp_path, model):
+    """top_k=1 of 4 layers (n_lower 3) built on the base store of the first 1 layer: rows missing in both are
+    computed through the base (stored there), rows the base holds cost only the layers above it; fp32 1e-5."""
+    deep = _deeper(model, 4)
+    config = _config(True)
+    config.train.feature_store, config.train.feature_store_dir = "shared", str(tmp_path)
+    rng = np.random.default_rng(1)
+    rows = [rng.integers(1, 1000, n).astype(np.int32) for n in (5, 40, 64, 17, 3, 60, 33, 8)]
+    batch = _rows_batch(rows, 64, model.tokenizer.pad_id)
+    base_cfg = _config(True)
+    base_cfg.train.feature_store, base_cfg.train.feature_store_dir = "shared", str(tmp_path)
+    base_cfg.train.top_k = 3  # the 1-layer stack, as a top-3 run would cache it
+    base_cache, base_frozen = _cache(base_cfg, deep)
+    empty = [np.zeros(0, np.int32)] * 4  # padding rows: never computed
+    base_cache.add_features(_rows_batch(rows[:4] + empty, 64, model.tokenizer.pad_id), base_frozen)
+
+    config.train.feature_store_base = 1
+    cache, frozen = _cache(config, deep)
+    got = cache.add_features(batch, frozen)["embeddings"]
+    s = cache.stats()
+    assert s["features/misses"] == 8 and s["features/base_hits"] == 4 and s["features/base_misses"] == 4
+    lower = {k: v for k, v in features.layer_slice(jax.tree_util.tree_map(np.asarray, deep.params), 0, 3).items()
+             if k != "final_norm"}
+    ref = np.asarray(features.lower_forward(deep.cfg.replace(n_layers=3, remat="none"), lower,
+                                            *(jnp.asarray(batch[k][0]) for k in ("tokens", "positions", "segment_ids"))))
+    real = batch["segment_ids"][0] > 0
+    assert np.abs(got[0][real] - ref[real]).max() <= 1e-5
+    assert np.abs(got[0][~real]).max() == 0
+    # The base store now holds all 8 rows: a top-3 run reads them all from disk.
+    again, base_frozen = _cache(base_cfg, deep)
+    again.add_features(batch, base_frozen)
+    assert again.stats()["features/misses"] == 0 and again.stats()["features/disk_reads"] == 8
+    with pytest.raises(ValueError, match="feature_store_base"):
+        config.train.feature_store_base = 3
+        _cache(config, deep)
+
+
 def test_bfloat16_storage(tmp_path, model):
     config = _config(True)
     config.train.feature_store, config.train.feature_store_dir = "shared", str(tmp_path)
