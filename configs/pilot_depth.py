@@ -28,29 +28,40 @@ TRAIN_ITEMS = {"agentdojo": 408, "agent": 204, "harmful": 408, "info": 408}  # b
 ROWS = 1200
 
 
-def get_config(arg: str | None = None):
-    """`arg`: the depth k, optionally followed by the tasks to run ("4,agentdojo,harmful"; default all four)."""
-    depth, *only = (arg or "2").split(",")
-    depth = int(depth)
+def in_domain_arm(k: str, depth: int, seeds: tuple[int, ...] | None = None):
+    """The in-domain arm of task `k` (a key of TASKS): its balanced training items, `seeds` (None: the experiment's)."""
+    return x.arm(f"in_{k}", x.balanced(k, TASKS[k], TRAIN_ITEMS[k]), label=f"in-domain {TASKS[k]}", x=depth,
+                 seeds=seeds)
+
+
+def recipe(depth: int):
+    """The pilot's training keys at depth k (unlocked; the learnability experiment reuses them, and so the runs)."""
     c = x.get_config()
     with c.unlocked():
         c.train.top_k = depth
         c.eval.every_rows = 200
         c.data.buckets = (128, 256, 512, 768, 1024)  # agent transcripts: 42-57 % of rows fit 768
+        c.experiment.select_limit = 96
+        c.experiment.budget_rows = ROWS
+    return c
+
+
+def get_config(arg: str | None = None):
+    """`arg`: the depth k, optionally followed by the tasks to run ("4,agentdojo,harmful"; default all four)."""
+    depth, *only = (arg or "2").split(",")
+    depth = int(depth)
+    c = recipe(depth)
+    with c.unlocked():
         e = c.experiment
         e.name, e.claim = f"pilot_depth_top{depth}" + (f"_{'_'.join(only)}" if only else ""), "pilot"
         e.statement = f"How far do in-domain arms get in {ROWS} row-visits with the top {depth} layers trainable?"
         e.split = "validation"
         e.seeds = (0,)
-        e.select_limit = 96
-        e.budget_rows = ROWS
         e.budget_minutes = 150.0
         order = tuple(only) or ("agentdojo", "harmful", "info", "agent")
         e.cells = [x.cell(TASKS[k], CELL_ITEMS[k], "validation: the pilot's target", arms=("base", f"in_{k}"))
                    for k in order]
-        e.arms = [x.arm("base", label="untrained")] + [
-            x.arm(f"in_{k}", x.balanced(k, TASKS[k], TRAIN_ITEMS[k]), label=f"in-domain {TASKS[k]}", x=depth)
-            for k in order]
+        e.arms = [x.arm("base", label="untrained")] + [in_domain_arm(k, depth) for k in order]
         e.comparisons = [x.comparison("diff", f"{TASKS[k]}:primary", a="base", b=f"in_{k}", primary=True)
                          for k in order]
         e.notes = (f"Pilot, validation only: top {depth} of 30 layers, {ROWS} row-visits per seed, one seed. Checkpoints "

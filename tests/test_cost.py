@@ -40,7 +40,8 @@ def test_measure_on_the_tiny_model_is_cached_and_scales_with_the_arms(tmp_path, 
     assert "harm" in text and "total:" in text and "OVER" not in text
 
 
-@pytest.mark.parametrize("path", sorted(glob.glob(str(ROOT / "configs" / "c*.py"))))
+@pytest.mark.parametrize("path", sorted(glob.glob(str(ROOT / "configs" / "c*.py")))
+                         + [str(ROOT / "configs" / f) for f in ("pilot_depth.py", "agent_learnability.py")])
 def test_dry_run_on_every_claim_config_trains_nothing(path, monkeypatch, capsys):
     monkeypatch.setattr(cost, "measure", lambda config, model=None, **kw: FIXED)
     monkeypatch.setattr(runner, "train_run", lambda *a, **k: pytest.fail("the dry run trained"))

@@ -158,7 +158,8 @@ def run_key(config: Any, selection: list[str], select_limit: int) -> str:
     keep["data"]["stages"] = [s.to_dict() for s in config.data.stages]
     keep["eval_every"] = int(config.eval.every)
     for where, key, default in (("train", "feature_store", None), ("train", "feature_store_dir", None),
-                                ("train", "feature_store_dtype", "float32"), ("optim", "total_rows", None)):
+                                ("train", "feature_store_dtype", "float32"), ("train", "feature_store_base", None),
+                                ("optim", "total_rows", None)):
         if default is None or keep[where].get(key) == default:  # where features live is not the run's result
             keep[where].pop(key, None)  # (and defaults keep the keys of runs made before these keys existed)
     if int(config.eval.get("patience") or 0):
