@@ -39,6 +39,36 @@ def test_measure_on_the_tiny_model_is_cached_and_scales_with_the_arms(tmp_path, 
     text = cost.report(config, costs, est)
     assert "harm" in text and "total:" in text and "OVER" not in text
 
+    # A warm estimate: rows the store holds cost nothing, rows of a base stack only the layers above it.
+    n_lower = costs["n_layers"] - config.train.top_k
+    full = cost.estimate(config, costs, model.tokenizer, stored=lambda key: n_lower)
+    assert full["cached_rows"] == full["distinct_rows"] > 0 and full["cell_features_min"] == 0
+    assert all(a["feature_min"] == 0 for a in full["arms"])
+    half = cost.estimate(config, costs, model.tokenizer, stored=lambda key: n_lower // 2)
+    assert half["cached_rows"] == 0
+    assert half["cell_features_min"] == pytest.approx(est["cell_features_min"] * (n_lower - n_lower // 2) / n_lower)
+    assert "with the feature store as it is" in cost.report(config, costs, est, half)
+
+
+def test_stored_layers_sees_the_own_and_the_base_stack(tmp_path, tiny_experiment):
+    import numpy as np
+    from monitor_jax.train import feature_store as fs
+    from monitor_jax.train import features
+    from monitor_jax.model import transformer
+    from tests.train.test_feature_store import _deeper
+
+    model = _deeper(registry.load("tiny-random-llama"), 4)
+    config = TE._config(tiny_experiment)
+    config.train.top_k, config.train.feature_store_dir, config.train.feature_store_base = 1, str(tmp_path), 1
+    a, b = np.arange(1, 9, dtype=np.int32), np.arange(2, 12, dtype=np.int32)
+    frozen = {k: v for k, v in transformer.split_params(model.params, 3)[0].items() if k != "final_norm"}
+    kw = {"model_name": str(config.model.name), "compute_dtype": np.float32}
+    fs.shared_stack_store(config, frozen=frozen, n_lower=3, **kw).put(fs.row_key(a, 8), np.zeros((8, 4), np.float32))
+    fs.shared_stack_store(config, frozen=features.layer_slice(frozen, 0, 1), n_lower=1, **kw).put(
+        fs.row_key(b, 10), np.zeros((10, 4), np.float32))
+    stored = cost.stored_layers(config, model)
+    assert stored(fs.row_key(a, 8)) == 3 and stored(fs.row_key(b, 10)) == 1 and stored(fs.row_key(a, 7)) == 0
+
 
 @pytest.mark.parametrize("path", sorted(glob.glob(str(ROOT / "configs" / "c*.py")))
                          + [str(ROOT / "configs" / f) for f in ("pilot_depth.py", "agent_learnability.py")])

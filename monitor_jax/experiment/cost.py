@@ -31,6 +31,7 @@ from monitor_jax.train import data as train_data
 from monitor_jax.train import features
 from monitor_jax.train import state as state_lib
 from monitor_jax.train import step as step_lib
+from monitor_jax.train import feature_store
 from monitor_jax.train.feature_store import row_key
 
 LIMIT_MINUTES = 120.0  # a claim's run must fit alone on this machine from a cold cache (issue 22)
@@ -139,18 +140,48 @@ def _padded(rendered: list, lengths: tuple[int, ...]) -> np.ndarray:
     return np.asarray([lengths[pipeline.bucket_of(len(r), lengths)] for r in rendered], np.float64)
 
 
-def estimate(config: Any, costs: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
+def stored_layers(config: Any, model: Any) -> Any:
+    """`fn(row key) -> lower layers of that row the shared store already holds` (the config's own stack, else its
+    `train.feature_store_base` stack, else 0): what a warm estimate need not compute. Run-time dirs only."""
+    if config.train.get("feature_store", "shared") != "shared":
+        return lambda key: 0
+    n_lower = features.n_lower_layers(config, model.cfg)
+    frozen = {k: v for k, v in transformer.split_params(model.params, n_lower)[0].items() if k != "final_norm"}
+    dtype = step_lib.compute_config(config, model.cfg).dtype
+    stacks = [(n_lower, frozen)]
+    if config.train.get("feature_store_base") is not None:
+        nb = int(config.train.feature_store_base)
+        stacks.append((nb, features.layer_slice(frozen, 0, nb)))
+    stores = [(n, feature_store.shared_stack_store(config, model_name=str(config.model.name), frozen=f, n_lower=n,
+                                                   compute_dtype=dtype)) for n, f in stacks]
+    return lambda key: next((n for n, store in stores if key in store), 0)
+
+
+def estimate(config: Any, costs: dict[str, Any], tokenizer: Any, stored: Any = None) -> dict[str, Any]:
     """Minutes per arm (features of its rows not seen before, training, selection) and for the cells, from
-    `costs` (`measure`), cold cache. Returns {"arms": [{name, runs, steps, rows, feature_min, train_min,
-    select_min, total_min}], "cell_features_min", "cells_min", "skipped" (what is not estimated), "total_min", "over"}."""
+    `costs` (`measure`); cold cache, or with `stored` (`stored_layers`) the layers the store already holds not
+    counted (runs already finished are still counted). Returns {"arms": [{name, runs, steps, rows, feature_min,
+    train_min, select_min, total_min}], "cell_features_min", "cells_min", "skipped" (what is not estimated),
+    "total_min", "over", "cached_rows", "distinct_rows"}."""
     e, max_len = config.experiment, int(config.data.max_len)
     lengths = pipeline.bucket_lengths(cells.buckets(config), max_len)
     n_layers, k = int(costs["n_layers"]), int(config.train.top_k)
     seen: set[bytes] = set()
+    stored = stored or (lambda key: 0)
+    counts = {"cached": 0, "distinct": 0}
 
     def feature_seconds(rendered: list) -> float:
-        new = [r for r in rendered if (key := row_key(r.tokens, len(r))) not in seen and not seen.add(key)]
-        return float(_per_row(costs["layer_row_s"], _padded(new, lengths)).sum()) * (n_layers - k) if new else 0.0
+        total = 0.0
+        for r in rendered:
+            key = row_key(r.tokens, len(r))
+            if key in seen:
+                continue
+            seen.add(key)
+            have = stored(key)
+            counts["distinct"] += 1
+            counts["cached"] += have == n_layers - k
+            total += float(_per_row(costs["layer_row_s"], _padded([r], lengths)).sum()) * (n_layers - k - have)
+        return total
 
     def upper_seconds(rendered: list) -> float:
         return float(_per_row(costs["layer_row_s"], _padded(rendered, lengths)).sum()) * k
@@ -198,11 +229,13 @@ def estimate(config: Any, costs: dict[str, Any], tokenizer: Any) -> dict[str, An
     if config.get("elicit"):
         skipped.append("the elicitation step (with-thinking pseudo-labels) before the runner")
     return {"arms": arms, "cell_features_min": cell_features, "cells_min": cells_min, "skipped": skipped,
-            "total_min": total, "over": total > LIMIT_MINUTES}
+            "total_min": total, "over": total > LIMIT_MINUTES, "cached_rows": counts["cached"],
+            "distinct_rows": counts["distinct"]}
 
 
-def report(config: Any, costs: dict[str, Any], est: dict[str, Any]) -> str:
-    """The estimate as text: per arm, the cells and the total, flagged when over `LIMIT_MINUTES`."""
+def report(config: Any, costs: dict[str, Any], est: dict[str, Any], warm: dict[str, Any] | None = None) -> str:
+    """The estimate as text: per arm, the cells and the total (cold), flagged when over `LIMIT_MINUTES`; with
+    `warm` (an estimate given the store's rows) its total too."""
     a0, b0 = costs["layer_row_s"]
     t = costs["lengths"][-1]
     lines = [f"cost estimate of {config.experiment.name or 'the experiment'} (cold feature cache) on "
@@ -222,6 +255,9 @@ def report(config: Any, costs: dict[str, Any], est: dict[str, Any]) -> str:
     flag = f"  OVER {LIMIT_MINUTES:.0f} MIN" if est["over"] else ""
     lines.append(f"  total: {est['total_min']:.1f} min (experiment.budget_minutes="
                  f"{float(config.experiment.budget_minutes):.0f}){flag}")
+    if warm is not None:
+        lines.append(f"  with the feature store as it is ({warm['cached_rows']} of {warm['distinct_rows']} rows "
+                     f"cached, base stack rows counted at their remaining layers): {warm['total_min']:.1f} min")
     return "\n".join(lines)
 
 
@@ -237,4 +273,5 @@ def dry_run(config: Any, *, model: Any = None) -> str:
         if "unknown task" not in str(err):
             raise
     costs = measure(config, model)
-    return report(config, costs, estimate(config, costs, model.tokenizer))
+    warm = estimate(config, costs, model.tokenizer, stored_layers(config, model))
+    return report(config, costs, estimate(config, costs, model.tokenizer), warm)
