@@ -26,12 +26,18 @@ TASKS = {"agentdojo": "agentdojo/unrequested", "agent": "agent/sabotage", "harmf
 CELL_ITEMS = {"agentdojo": 96, "agent": 96, "harmful": 200, "info": 407}  # validation items per cell
 TRAIN_ITEMS = {"agentdojo": 408, "agent": 204, "harmful": 408, "info": 408}  # balanced training items (info: 366)
 ROWS = 1200
+# Recipe variants, named after the task in the argument ("agentdojo+two_way+lr3e-3"): training-config overrides.
+VARIANTS = {"two_way": {"loss__kind": "two_way"}, "lr3e-3": {"optim__lr": 3e-3}, "lr3e-4": {"optim__lr": 3e-4},
+            "rows2400": {"optim__total_rows": 2400}}
 
 
-def in_domain_arm(k: str, depth: int, seeds: tuple[int, ...] | None = None):
-    """The in-domain arm of task `k` (a key of TASKS): its balanced training items, `seeds` (None: the experiment's)."""
-    return x.arm(f"in_{k}", x.balanced(k, TASKS[k], TRAIN_ITEMS[k]), label=f"in-domain {TASKS[k]}", x=depth,
-                 seeds=seeds)
+def in_domain_arm(k: str, depth: int, seeds: tuple[int, ...] | None = None, variants: tuple[str, ...] = ()):
+    """The in-domain arm of task `k` (a key of TASKS): its balanced training items, `seeds` (None: the experiment's),
+    with the recipe `variants` (keys of VARIANTS) applied."""
+    overrides = {key: v for name in variants for key, v in VARIANTS[name].items()}
+    name = "+".join((f"in_{k}", *variants))
+    return x.arm(name, x.balanced(k, TASKS[k], TRAIN_ITEMS[k]), label=f"in-domain {TASKS[k]}" + (
+        f" ({', '.join(variants)})" if variants else ""), x=depth, seeds=seeds, **overrides)
 
 
 def recipe(depth: int):
@@ -47,23 +53,28 @@ def recipe(depth: int):
 
 
 def get_config(arg: str | None = None):
-    """`arg`: the depth k, optionally followed by the tasks to run ("4,agentdojo,harmful"; default all four)."""
+    """`arg`: the depth k, optionally followed by the tasks to run ("4,agentdojo,harmful"; default all four), each
+    optionally with recipe variants ("4,agentdojo+two_way": an arm named in_agentdojo+two_way)."""
     depth, *only = (arg or "2").split(",")
     depth = int(depth)
     c = recipe(depth)
     with c.unlocked():
         e = c.experiment
         e.name, e.claim = f"pilot_depth_top{depth}" + (f"_{'_'.join(only)}" if only else ""), "pilot"
+        e.name = e.name.replace("+", "-")
         e.statement = f"How far do in-domain arms get in {ROWS} row-visits with the top {depth} layers trainable?"
         e.split = "validation"
         e.seeds = (0,)
         e.budget_minutes = 150.0
-        order = tuple(only) or ("agentdojo", "harmful", "info", "agent")
-        e.cells = [x.cell(TASKS[k], CELL_ITEMS[k], "validation: the pilot's target", arms=("base", f"in_{k}"))
-                   for k in order]
-        e.arms = [x.arm("base", label="untrained")] + [in_domain_arm(k, depth) for k in order]
-        e.comparisons = [x.comparison("diff", f"{TASKS[k]}:primary", a="base", b=f"in_{k}", primary=True)
-                         for k in order]
+        specs = [tuple(s.split("+")) for s in (tuple(only) or ("agentdojo", "harmful", "info", "agent"))]
+        arms = [in_domain_arm(k, depth, variants=tuple(v)) for k, *v in specs]
+        keys = list(dict.fromkeys(k for k, *_ in specs))
+        of = {k: [a.name for a, (kk, *_) in zip(arms, specs) if kk == k] for k in keys}
+        e.cells = [x.cell(TASKS[k], CELL_ITEMS[k], "validation: the pilot's target", arms=("base", *of[k]))
+                   for k in keys]
+        e.arms = [x.arm("base", label="untrained")] + arms
+        e.comparisons = [x.comparison("diff", f"{TASKS[k]}:primary", a="base", b=a.name, primary=True)
+                         for a, (k, *_) in zip(arms, specs)]
         e.notes = (f"Pilot, validation only: top {depth} of 30 layers, {ROWS} row-visits per seed, one seed. Checkpoints "
                    "are chosen on 96 validation items per task, which the cells (the whole validation split) include: "
                    "the cells' AUROC is a little optimistic, the same way for every depth.",)
