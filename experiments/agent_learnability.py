@@ -36,6 +36,8 @@ def by_kind(root: Path, n_boot: int = 1000) -> list[dict]:
         key, a, b = comp["cell"], comp["a"], comp["b"]
         cell, task = cells[key], res["cells"][key]["task"]
         meta = {it.id: it.meta for it in tasks.domain_items(tasks.get(task).domain, res["split"])}
+        if not all(any(k in meta[i] for k in KIND_KEYS) for i in cell["ids"]):
+            continue  # not an agent cell
         kinds = np.asarray([kind_of(meta[i]) for i in cell["ids"]])
         y = cell["labels"]
         for kind in sorted(set(kinds[y == 0])):

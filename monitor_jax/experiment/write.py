@@ -87,6 +87,7 @@ def summarize(config: Any, raw: dict, *, command: str, wall_minutes: float) -> d
         "name": e.name, "claim": e.claim, "statement": e.statement, "split": e.split, "seeds": list(e.seeds),
         "model": config.model.name, "train": {"mode": config.train.mode, "top_k": int(config.train.top_k),
                                               "steps": int(config.optim.total_steps),
+                                              "budget_rows": e.get("budget_rows"),
                                               "batch_size": int(config.data.batch_size),
                                               "max_len": int(config.data.max_len), "lr": float(config.optim.lr)},
         "n_boot": int(e.n_boot), "budget_minutes": float(e.budget_minutes), "train_minutes": raw["minutes"],
@@ -140,8 +141,10 @@ def markdown(res: dict) -> str:
         r = res["relabelled"]
         out += [f"> **{r['mark']}** ({r['rules']}); verdict before: {r['verdict_before']}"
                 + "".join(f"; {c}" for c in r["changes"]), ""]
-    out += [f"- model `{res['model']}`, {t['mode']} k={t['top_k']} from cached features, {t['steps']} steps × "
-            f"{t['batch_size']} rows, lr {t['lr']}, max_len {t['max_len']}; seeds {res['seeds']}",
+    length = (f"{t['budget_rows']} row-visits per run (batches of {t['batch_size']}; an arm may set its own)"
+              if t.get("budget_rows") else f"{t['steps']} steps × {t['batch_size']} rows")
+    out += [f"- model `{res['model']}`, {t['mode']} k={t['top_k']} from cached features, {length}, lr {t['lr']}, "
+            f"max_len {t['max_len']}; seeds {res['seeds']}",
             f"- evaluation split: **{res['split']}**; checkpoints chosen on validation (each arm's own training "
             f"tasks); {res['n_boot']} paired bootstrap replicates, 95 % percentile CIs: {ci_caption(res)}; "
             "an arm's AUROC is the mean over its seeds",

@@ -1,0 +1,130 @@
+"""The experiment path's bound: the frozen lower stack's feature pass, ours vs PyTorch running the same layers.
+
+Rows: the depth pilot's length mix (configs/pilot_depth.py): --rows_per_task validation rows of each of
+agentdojo/unrequested, agent/sabotage and requests/harmful, rendered at max_len 1024, sorted by length, batches of 8.
+  ours   `train.features.lower_forward` (the FeatureCache's jitted program) on each batch padded to our bucket
+         (128, 256, 512, 768, 1024), fp32
+  torch  transformers' LlamaModel cut to the same lower layers (final norm removed), each batch right-padded to
+         its longest row (dynamic padding), fp32, inference mode
+Both count real tokens only; medians of --repeats passes over all batches after one warm-up pass. Also the max
+|difference| of the features at real positions (a parity check of the bench itself).
+
+    python bench/features.py [--n_lower=28] [--rows_per_task=16] [--repeats=3] [--out=bench/results/features.md]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+import common
+
+TASKS = ("agentdojo/unrequested", "agent/sabotage", "requests/harmful")
+BUCKETS = (128, 256, 512, 768, 1024)
+BATCH = 8
+
+
+def rows(tokenizer, per_task: int) -> list[np.ndarray]:
+    """The rows' real tokens (prompt and answer slot), sorted by length."""
+    from monitor_jax.data import pipeline, tasks
+
+    exs = [ex for t in TASKS for ex in tasks.examples(t, "validation", limit=per_task, seed=0)]
+    rendered, _ = pipeline.render_examples(tokenizer, exs, BUCKETS[-1])
+    return sorted((np.asarray(r.tokens[:len(r)], np.int32) for r in rendered), key=len)
+
+
+def batches(rs: list[np.ndarray], width_of) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(tokens [B, W], segment ids [B, W]) per batch of BATCH rows, W = width_of(longest row)."""
+    out = []
+    for s in range(0, len(rs), BATCH):
+        part = rs[s:s + BATCH]
+        w = width_of(max(len(r) for r in part))
+        tok, seg = np.zeros((BATCH, w), np.int32), np.zeros((BATCH, w), np.int32)
+        for i, r in enumerate(part):
+            tok[i, :len(r)], seg[i, :len(r)] = r, 1
+        out.append((tok, seg))
+    return out
+
+
+def ours(model, n_lower: int, bs: list) -> tuple[callable, list]:
+    import jax
+    import jax.numpy as jnp
+
+    from monitor_jax.model import transformer
+    from monitor_jax.train import features
+
+    cfg = model.cfg.replace(n_layers=n_lower, remat="none")
+    frozen = jax.device_put({k: v for k, v in transformer.split_params(model.params, n_lower)[0].items()
+                             if k != "final_norm"})
+    fn = jax.jit(lambda f, t, p, s: features.lower_forward(cfg, f, t, p, s))
+    dev = [tuple(jnp.asarray(a) for a in (t, np.broadcast_to(np.arange(t.shape[1], dtype=np.int32), t.shape), s))
+           for t, s in bs]
+    return (lambda: [jax.block_until_ready(fn(frozen, *d)) for d in dev]), dev
+
+
+def torch_side(n_lower: int, bs: list):
+    import torch
+
+    model = common.load_torch_smollm2().model.eval()
+    model.layers = model.layers[:n_lower]
+    model.norm = torch.nn.Identity()
+    inputs = [(torch.from_numpy(t).long(), torch.from_numpy(s).long(),
+               torch.arange(t.shape[1]).expand(t.shape[0], -1)) for t, s in bs]
+
+    def run():
+        with torch.inference_mode():
+            return [model(input_ids=t, attention_mask=m, position_ids=p).last_hidden_state for t, m, p in inputs]
+
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n_lower", type=int, default=28)
+    ap.add_argument("--rows_per_task", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--max_load", type=float, default=1.5)
+    ap.add_argument("--wait", type=float, default=1800)
+    ap.add_argument("--out", default="bench/results/features.md")
+    args = ap.parse_args()
+    from monitor_jax.data import pipeline
+    from monitor_jax.model import registry
+
+    start = time.time()
+    model = registry.load("smollm2-135m")
+    rs = rows(model.tokenizer, args.rows_per_task)
+    n_tok = sum(len(r) for r in rs)
+    our_b = batches(rs, lambda n: BUCKETS[pipeline.bucket_of(n, BUCKETS)])
+    torch_b = batches(rs, lambda n: n)
+    load0 = common.wait_quiet(args.max_load, args.wait)
+    run_ours, _ = ours(model, args.n_lower, our_b)
+    got_ours = [np.asarray(h) for h in run_ours()]  # compiles every bucket
+    t_ours, ts_ours = common.median_time(run_ours, args.repeats)
+    run_torch = torch_side(args.n_lower, torch_b)
+    got_torch = [h.numpy() for h in run_torch()]
+    t_torch, ts_torch = common.median_time(run_torch, args.repeats)
+    diff = max(float(np.abs(a[:, :b.shape[1]][s > 0] - b[s > 0]).max())
+               for a, b, (_, s) in zip(got_ours, got_torch, torch_b))
+    padded_ours = sum(t.size for t, _ in our_b)
+    lines = [f"# Feature pass: the lower {args.n_lower} layers of SmolLM2-135M-Instruct, fp32, ours vs PyTorch", "",
+             f"Command: `python {' '.join(sys.argv)}`  ", f"Machine: {common.machine()}; load {load0:.2f} -> "
+             f"{os.getloadavg()[0]:.2f}; took {time.time() - start:.0f} s.  ",
+             f"Rows: {len(rs)} ({args.rows_per_task} validation rows each of {', '.join(TASKS)}), {n_tok} real tokens, "
+             f"sorted, batches of {BATCH}; ours padded to buckets {BUCKETS} ({padded_ours} slots), PyTorch to each "
+             f"batch's longest row.", "",
+             "| side | real tok/s | pass s (median) | passes | vs PyTorch | target |", "|---|---|---|---|---|---|",
+             f"| ours (jit, buckets) | {n_tok / t_ours:.0f} | {t_ours:.2f} | {', '.join(f'{t:.2f}' for t in ts_ours)} | "
+             f"**{t_torch / t_ours:.2f}x** | ≥ 1.1x |",
+             f"| PyTorch (dynamic padding) | {n_tok / t_torch:.0f} | {t_torch:.2f} | "
+             f"{', '.join(f'{t:.2f}' for t in ts_torch)} | 1.00x | |", "",
+             f"Max |ours − PyTorch| at real positions: {diff:.2e}.", ""]
+    text = "\n".join(lines)
+    print(text)
+    common.write_result(args.out, text)
+
+
+if __name__ == "__main__":
+    main()
