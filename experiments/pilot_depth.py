@@ -18,17 +18,20 @@ ROOT = Path(__file__).resolve().parent / "results" / "pilot_depth"
 
 def collect(root: Path) -> list[dict]:
     """One row per (task, depth): cell AUROCs, the diff CI and the run's selection curve."""
-    rows = []
+    rows, seen = [], set()
     for path in sorted(root.glob("top*/results.json")):
         res = json.loads(path.read_text())
         depth, batch = int(res["train"]["top_k"]), int(res["train"]["batch_size"])
         for comp in res["comparisons"]:
             arm, cell = comp["b"], res["cells"][comp["cell"]]
             run = res["arms"][arm]["runs"][0]
+            if (run["dir"], comp["cell"]) in seen:  # a run another folder reused
+                continue
+            seen.add((run["dir"], comp["cell"]))
             key = f"auroc/{comp['cell']}"
             curve = [{"rows": int(p["step"]) * batch, "minutes": p.get("minutes"), "auroc": p[key]}
                      for p in run["selection_curve"] if key in p]
-            rows.append({"task": cell["task"], "depth": depth, "folder": path.parent.name, "n": cell["n"],
+            rows.append({"task": cell["task"], "depth": depth, "arm": arm, "folder": path.parent.name, "n": cell["n"],
                          "n_pos": cell["n_pos"], "base": cell["arms"]["base"]["auroc"]["estimate"],
                          "trained": cell["arms"][arm]["auroc"], "diff": comp.get("ci"),
                          "best_rows": None if run["best_step"] is None else int(run["best_step"]) * batch,
@@ -47,16 +50,16 @@ def markdown(rows: list[dict]) -> str:
              "(configs/pilot_depth.py). Validation split only; test is not read. `Δ` is AUROC(trained) − "
              "AUROC(untrained) with its paired bootstrap CI. Minutes are this machine's, feature passes included "
              "(the top-2 runs derive their features from the top-4 store: `train.feature_store_base=26`).", "",
-             "| task | depth | n (pos) | untrained | trained | Δ [95% CI] | chosen at row-visits | train min |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (r["task"], r["depth"])):
-        lines.append(f"| {r['task']} | top {r['depth']} | {r['n']} ({r['n_pos']}) | {r['base']:.3f} | "
+             "| task | depth | arm (recipe) | n (pos) | untrained | trained | Δ [95% CI] | chosen at row-visits | train min |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["task"], r["depth"], r["arm"])):
+        lines.append(f"| {r['task']} | top {r['depth']} | {r['arm']} | {r['n']} ({r['n_pos']}) | {r['base']:.3f} | "
                      f"{r['trained']['estimate']:.3f} | {_ci(r['diff'])} | {r['best_rows']} | "
                      f"{r['train_minutes']:.1f} |")
     lines += ["", "Selection curves (AUROC on the selection items at each evaluation, row-visits: AUROC):", ""]
-    for r in sorted(rows, key=lambda r: (r["task"], r["depth"])):
+    for r in sorted(rows, key=lambda r: (r["task"], r["depth"], r["arm"])):
         pts = ", ".join(f"{p['rows']}: {p['auroc']:.3f}" for p in r["curve"])
-        lines.append(f"- {r['task']}, top {r['depth']}: {pts}")
+        lines.append(f"- {r['task']}, top {r['depth']}, {r['arm']}: {pts}")
     lines += ["", "Commands and machines:", ""]
     for cmd, machine in sorted({(r["command"], r["machine"]) for r in rows}):
         lines.append(f"- `{cmd}` ({machine})")
@@ -75,7 +78,8 @@ def plot(rows: list[dict], path: Path) -> None:
         for r in sorted((r for r in rows if r["task"] == task), key=lambda r: r["depth"]):
             for i, x in enumerate(("rows", "minutes")):
                 pts = [p for p in r["curve"] if p[x] is not None]
-                axes[i][j].plot([p[x] for p in pts], [p["auroc"] for p in pts], marker="o", label=f"top {r['depth']}")
+                axes[i][j].plot([p[x] for p in pts], [p["auroc"] for p in pts], marker="o",
+                                label=f"top {r['depth']}" + r["arm"].partition("+")[1] + r["arm"].partition("+")[2])
                 axes[i][j].axhline(r["base"], color="grey", lw=0.8, ls="--")
         axes[0][j].set_title(task, fontsize=9)
         axes[0][j].set_xlabel("row-visits")
