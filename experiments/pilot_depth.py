@@ -1,5 +1,6 @@
 """The depth pilot's summary (issue 22 part 5): every `experiments/results/pilot_depth/top*/results.json` ->
-`experiments/results/pilot_depth/{README.md, curves.png, summary.json}`.
+`experiments/results/pilot_depth/{README.md, curves.png, summary.json}` (README.md ends with reading.md, the
+hand-written reading, when it exists).
 
     python experiments/pilot_depth.py [--root=experiments/results/pilot_depth]
 
@@ -101,7 +102,8 @@ def main() -> None:
     if not rows:
         raise SystemExit(f"{root}: no top*/results.json yet")
     (root / "summary.json").write_text(json.dumps(rows, indent=1) + "\n")
-    (root / "README.md").write_text(markdown(rows))
+    reading = root / "reading.md"  # the hand-written reading of the numbers, kept beside the generated table
+    (root / "README.md").write_text(markdown(rows) + ("\n" + reading.read_text() if reading.exists() else ""))
     plot(rows, root / "curves.png")
     print(f"wrote {root}/README.md, curves.png, summary.json ({len(rows)} rows)")
 
