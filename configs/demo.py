@@ -31,6 +31,7 @@ def get_config(arg: str | None = None):
     with c.unlocked():
         c.data.max_len = 128
         c.data.buckets = (128,)
+        c.eval.every_rows = None  # the demo keeps its 48 steps, evaluated every 16 (not the protocol's row budget)
         news = base.task_component("news", ["news/business", "news/entertainment", "news/politics", "news/tech"], 1.0,
                                    limit_per_task=24)
         harm = base.task_component("harm", ["requests/harmful"], 1.0, limit_per_task=96, balance=1.0)
@@ -45,6 +46,7 @@ def get_config(arg: str | None = None):
         e.budget_minutes = 15.0
         e.split = "validation"
         e.select_limit = 32
+        e.budget_rows = None
         e.cells = [x.cell("toxicity/threat", 100, "held-out domain"),
                    x.cell("tweets/negative", 100, "held-out domain"),
                    x.cell("requests/harmful", 100, "unseen prompt: paraphrase of a trained task", "paraphrase"),

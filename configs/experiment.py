@@ -2,10 +2,13 @@
 
     monitor-jax experiment --config=configs/c1_transfer.py --out=experiments/results/c1_transfer
 
-Training (every arm): SmolLM2-135M-Instruct, top 2 of 30 layers trained from cached lower-layer features
-(`train/features.py`), AdamW lr 1e-3 with 5 warmup steps and cosine decay, `optim.total_steps` steps of 8 rows,
-max_len 1024 (agent transcripts are ~800-1300 tokens; longer inputs lose their middle). Validation AUROC every
-16 steps on the arm's own training tasks chooses the checkpoint.
+Training (every arm), the protocol default chosen by the depth pilot (experiments/results/pilot_depth/):
+SmolLM2-135M-Instruct, top 2 of 30 layers trained from cached lower-layer features (`train/features.py`; top 4
+was no better on any pilot task at ~3x the cost), AdamW lr 1e-3 with 5 warmup steps and cosine decay, 1,200
+row-visits per run in batches of 8 (`experiment.budget_rows`; request tasks reach >= 0.97 validation AUROC by
+then), max_len 1024 with a 768 bucket (agent transcripts are ~500-1000 tokens; longer inputs lose their middle).
+Validation AUROC every 200 row-visits on 96 items of each of the arm's own training tasks chooses the checkpoint.
+Round-1 results (48 steps x 8 rows, every 16 steps, 48 selection items) name their recipe in their results.md.
 
 `experiment` keys (`monitor_jax/experiment/runner.py`):
 - `name`, `claim`, `statement`: what is tested; `notes`: lines for results.md.
@@ -105,9 +108,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.optim.warmup_steps = 5
         c.optim.total_steps = 48
         c.data.max_len = 1024
-        c.data.buckets = (128, 256, 512, 1024)
+        c.data.buckets = (128, 256, 512, 768, 1024)
         c.data.stages = []
         c.eval.every = 16
+        c.eval.every_rows = 200
         c.eval.tasks = ()
         c.checkpoint.every = 16
         c.checkpoint.keep = 1
@@ -121,8 +125,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         e.budget_minutes = 120.0
         e.split = "test"
         e.n_boot = 1000
-        e.select_limit = 48
-        e.budget_rows = ml_collections.config_dict.placeholder(int)
+        e.select_limit = 96
+        e.budget_rows = 1200
         e.cells = []
         e.arms = []
         e.comparisons = []

@@ -78,13 +78,14 @@ def _tiny_experiment(name: str, *, steps: int, max_len: int, n_boot: int,
         c.train.top_k = 1
         c.optim.lr = 3e-3
         c.optim.total_steps = steps
-        c.eval.every = 2
+        c.eval.every, c.eval.every_rows = 2, None  # steps, not the protocol's row budget
         c.checkpoint.every = 2
         c.data.max_len = max_len
         c.data.buckets = (max_len // 2, max_len)
         e = c.experiment
         e.name, e.claim, e.statement = name, "T", "a test"
         e.n_boot, e.select_limit, e.seeds = n_boot, select_limit, (0, 1)
+        e.budget_rows = None
     return c
 
 
