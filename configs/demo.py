@@ -47,7 +47,7 @@ def get_config(arg: str | None = None):
         e.split = "validation"
         e.select_limit = 32
         e.budget_rows = None
-        e.cells = [x.cell("toxicity/threat", 100, "held-out domain"),
+        e.cells = [x.cell("toxicity/threat", 96, "held-out domain"),
                    x.cell("tweets/negative", 100, "held-out domain"),
                    x.cell("requests/harmful", 100, "unseen prompt: paraphrase of a trained task", "paraphrase"),
                    x.cell("news/sports", 100, "unseen prompt: a new question on a trained domain")]

@@ -121,18 +121,19 @@ def test_results_files_and_verdict(done, tmp_path):
     for c in saved["comparisons"]:
         assert compare.recompute_verdict(c) == c["verdict"] or not c["defined"]
     cell = saved["cells"][HARM]
-    assert cell["n"] == cell["declared_n"] == 40 and cell["n_pos"] == 20
+    want_pos = sum(e.label for e in cells.cell_examples(config, config.experiment.cells[0]))  # stratified, seed 0
+    assert cell["n"] == cell["declared_n"] == 40 and cell["n_pos"] == want_pos and 15 <= want_pos <= 25
     assert set(cell["baselines"]) == {"length_auroc", "tfidf_auroc"}
     text = (path / "results.md").read_text()
     assert "Verdict" in text and "TF-IDF" in text and "monitor-jax experiment --config=tiny" in text
     assert "two-level" in text and "±" not in text and saved["ci_method"] == "two-level"
     # the per-item scores rebuild every arm's statistics exactly
     assert saved["item_scores"] == {"file": "scores.jsonl.gz", "n_rows": 5 * (40 + 30)}
-    cells = item_scores.rebuild(item_scores.read(path / "scores.jsonl.gz"))
-    assert cells[HARM]["seeds"] == {"base": [None], "harm": [0, 1], "tweets": [0, 1]}
-    stats, _, _ = decide.cell_stats({k: c["scores"] for k, c in cells.items()},
-                                    {k: c["labels"] for k, c in cells.items()},
-                                    {k: c["groups"] for k, c in cells.items()}, saved["n_boot"])
+    rebuilt = item_scores.rebuild(item_scores.read(path / "scores.jsonl.gz"))
+    assert rebuilt[HARM]["seeds"] == {"base": [None], "harm": [0, 1], "tweets": [0, 1]}
+    stats, _, _ = decide.cell_stats({k: c["scores"] for k, c in rebuilt.items()},
+                                    {k: c["labels"] for k, c in rebuilt.items()},
+                                    {k: c["groups"] for k, c in rebuilt.items()}, saved["n_boot"])
     assert {k: stats[k] for k in saved["cells"]} == {k: c["arms"] for k, c in saved["cells"].items()}
     assert (path / "auroc.png").stat().st_size > 0
     assert "Δ harm − base" in write.table(saved)

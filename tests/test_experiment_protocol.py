@@ -243,7 +243,7 @@ def test_config_preconditions_c3_exposure_and_c8_label_agreement(monkeypatch):
     config = config_lib.load("c3_scaling")
     spec = config.experiment.preconditions[0].to_dict()
     (rec,) = preconditions.evaluate(config, [spec], {}, {}, {})
-    assert rec["rows"]["small"] == pytest.approx(48 * 8) and rec["value"] == pytest.approx(17.0)
+    assert rec["rows"]["small"] == pytest.approx(config.experiment.budget_rows) and rec["value"] == pytest.approx(17.0)
     assert rec["passed"] is False  # the 256-item arm sees the in-domain items 17x less often
     config = config_lib.load("c8_elicitation")
     spec = config.experiment.preconditions[0].to_dict()
