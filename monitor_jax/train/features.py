@@ -181,11 +181,8 @@ class FeatureCache:
             elif k is not None:
                 need.append(i)
                 self.base_misses += 1
-        n_chunks = _agreed_max(-(-len(need) // chunk))
-        idx = np.asarray(need + [need[0] if need else 0] * (n_chunks * chunk - len(need)), np.int64)
+        idx, seg = _filled(need, segments, chunk)
         if len(idx):
-            seg = segments[idx].copy()
-            seg[len(need):] = 0
             base = self._run(self._base_fn, frozen, tokens[idx], positions[idx], seg, chunk)
             for j, i in enumerate(need):
                 self.base_store.put(keys[i], np.asarray(base[j, :lengths[i]], self.dtype))
@@ -218,14 +215,8 @@ class FeatureCache:
                 missing.append(i)
                 self.misses += 1
         chunk = self._chunk(len(missing), chunk)
-        n_chunks = -(-len(missing) // chunk)
-        n_chunks = _agreed_max(n_chunks)
-        pad = n_chunks * chunk - len(missing)
-        idx = np.asarray(missing + [missing[0] if missing else 0] * pad, np.int64)
+        idx, seg = _filled(missing, flat_seg, chunk)
         if len(idx):
-            seg = flat_seg[idx].copy()
-            if pad:  # filler rows: all padding (their features are never stored)
-                seg[len(missing):] = 0
             feats = self._compute(frozen, flat_tok[idx], flat_pos[idx], seg, chunk)
             for j, i in enumerate(missing):
                 store.put(keys[i], np.asarray(feats[j, : lengths[i]], self.dtype))
@@ -250,6 +241,16 @@ class FeatureCache:
         log.info(self.summary())
         if isinstance(self.store, feature_store.WorkdirStore):
             self.store.close()
+
+
+def _filled(rows: list[int], segments: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row indices, their segment ids) for `rows` filled up to whole chunks, as many as every process runs; the
+    filler rows are all padding (their features are never stored)."""
+    n_chunks = _agreed_max(-(-len(rows) // chunk))
+    idx = np.asarray(rows + [rows[0] if rows else 0] * (n_chunks * chunk - len(rows)), np.int64)
+    seg = segments[idx].copy()
+    seg[len(rows):] = 0
+    return idx, seg
 
 
 def _agreed_max(n: int) -> int:
