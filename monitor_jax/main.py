@@ -189,6 +189,14 @@ def _experiment(fv: Flags, args: list[str], demo: bool = False) -> int:
     if not demo:
         print(f"\nverdict: {res['verdict']}")
     print(f"{path}/results.md written in {(time.time() - start) / 60:.1f} min")
+    if config.experiment.get("export"):
+        from monitor_jax.experiment import export
+
+        exported = export.export_from_config(config, raw, out)
+        if exported:
+            print(f"\nthe trained monitor is in {exported[0]}; ask it the question of "
+                  f"{config.experiment.export.task} about your own texts (or --input=rows.jsonl --output=scores.jsonl):")
+            print(exported[1])
     return 0
 
 
@@ -438,7 +446,7 @@ COMMANDS = {c.name: c for c in (
             _define_assets, _assets, positional="fetch|list", multiprocess=False),
     Command("tasks", "tasks list [--tasks=A,B]", "every bundled task: counts per split and label, shortcut baselines",
             _define_tasks, _tasks, positional="list", multiprocess=False),
-    Command("demo", "demo [--out=DIR]", "train SmolLM2-135M as a monitor, compare it untrained vs trained (~7 min)", lambda fv: _define_experiment(fv, demo=True),
+    Command("demo", "demo [--out=DIR]", "train SmolLM2-135M as a monitor, compare it untrained vs trained, export it (~10 min)", lambda fv: _define_experiment(fv, demo=True),
             lambda fv, a: _experiment(fv, a, demo=True)),
     Command("zero-shot", "zero-shot [--model=NAME]", "the untrained model on six hand-written requests (seconds)",
             _define_zero_shot, _zero_shot),

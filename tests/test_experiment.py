@@ -248,3 +248,39 @@ def test_arm_overrides_reach_the_run_config(tiny_experiment):
         config.experiment.arms[1] = x.arm("harm", x.balanced("harm", "requests/harmful", 16), loss__nope=1)
     with pytest.raises(ValueError, match="names no config key"):
         cells.run_config(config, config.experiment.arms[1], 0)
+
+
+def test_the_exported_monitor_scores_like_the_experiment(done, tmp_path, capsys):
+    """`experiment.export`: a run's chosen checkpoint as an HF dir, and the printed `monitor-jax score` command,
+    run with the cell's items as --input, gives the scores the experiment gave them (same rendering path)."""
+    import shlex
+
+    import ml_collections
+
+    from monitor_jax import main
+    from monitor_jax.core import io
+    from monitor_jax.experiment import export
+
+    config, _, raw = done
+    with config.unlocked():
+        config.experiment.export = ml_collections.ConfigDict({"arm": "harm", "task": "requests/harmful",
+                                                              "prompt": "primary"})
+    try:
+        path, command = export.export_from_config(config, raw, tmp_path)
+    finally:
+        with config.unlocked():
+            del config.experiment["export"]
+    assert (path / "config.json").exists() and command.startswith("monitor-jax score --model=hf:")
+    argv = shlex.split(command)
+    flags = [a for a in argv[2:] if a.startswith("--")]
+    assert len(argv) - 2 - len(flags) == len(export.EXAMPLE_TEXTS)  # runnable as printed, on example texts
+    cell = config.experiment.cells[0]
+    ex = cells.cell_examples(config, cell)
+    io.write_jsonl(tmp_path / "rows.jsonl", [{"id": e.id, "input": e.input, "label": e.label} for e in ex])
+    out = tmp_path / "scores.jsonl"
+    assert main.main(["monitor-jax", "score", *flags, f"--input={tmp_path / 'rows.jsonl'}", f"--output={out}"]) == 0
+    got = [json.loads(line)["score"] for line in out.read_text().splitlines()]
+    np.testing.assert_allclose(got, raw["scores"][cells.cell_key(cell)]["harm"][0], rtol=1e-4, atol=1e-5)
+    assert not np.allclose(got, raw["scores"][cells.cell_key(cell)]["base"][0])
+    assert main.main(["monitor-jax", "score", *flags, *argv[2 + len(flags):]]) == 0  # the printed command runs
+    assert len(capsys.readouterr().out.strip().splitlines()) >= len(export.EXAMPLE_TEXTS)
