@@ -24,7 +24,9 @@ Round-1 results (48 steps x 8 rows, every 16 steps, 48 selection items) name the
 - `arms`: `name`, `label`, `stages` (empty: the untrained base model), `x` (a number for the scaling plot), `seeds`,
   `select` ("task:prompt", ...) to choose the checkpoint on (default: the arm's training tasks), `rows`
   (row-visits of its runs, replacing `budget_rows`; set it with `arm(..., rows=N)`), `overrides`
-  {"loss__reduction": value}: training-config keys with "__" for ".".
+  {"loss__reduction": value}: training-config keys with "__" for ".". `control_arm(arm)` is an arm's
+  shuffled-label control (same items, prompts, steps; labels permuted within each task): transfer is reported
+  against the untrained model and against it, so format learning is not counted as transfer.
 - `comparisons`: `kind` diff (a, b) | gap (arm, base, ref) | gap_diff (arm, other, base, ref), `cell`
   "task:prompt", `direction` of the claimed effect (+1/-1, from the claim's statement in DESIGN.md §1: a test
   checks it), `primary` (the verdict is computed from these).
@@ -32,6 +34,8 @@ Round-1 results (48 steps x 8 rows, every 16 steps, 48 selection items) name the
   one that fails makes the comparisons on the cells it `guards` (default all) "not testable", never "refuted".
 """
 from __future__ import annotations
+
+import copy
 
 import ml_collections
 
@@ -69,6 +73,19 @@ def arm(name: str, *components: ml_collections.ConfigDict, label: str | None = N
         a.rows = int(rows)
     if seeds is not None:
         a.seeds = tuple(seeds)
+    return a
+
+
+def control_arm(of: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The shuffled-label control of arm `of`: the same stages, items, prompts, seeds and row-visits, each task's
+    labels permuted among its items (`task_component(shuffle_labels=True)`), named `<of>_shuffled`; its
+    checkpoint is chosen the same way (on its tasks' validation items, true labels)."""
+    a = copy.deepcopy(of)
+    a.name, a.label = f"{of.name}_shuffled", f"{of.label} (shuffled labels)"
+    for st in a.stages:
+        for comp in st.components:
+            if not comp.get("instruction"):
+                comp.shuffle_labels = True
     return a
 
 

@@ -12,7 +12,9 @@ Decisions:
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import zlib
 from typing import Any, Iterator
 
 import numpy as np
@@ -40,6 +42,14 @@ def register_task_files(config: Any, tokenizer: Tokenizer | None = None) -> list
     return names
 
 
+def shuffled_labels(examples: list, seed: int, task: str) -> list:
+    """The shuffled-label control of one task's examples: the same inputs and prompts, the labels permuted among
+    them (seeded by `seed` and the task name), so the label counts stay and any input-label relation is gone."""
+    rng = np.random.default_rng([int(seed), zlib.crc32(task.encode())])
+    labels = rng.permutation([e.label for e in examples])
+    return [dataclasses.replace(e, label=int(y)) for e, y in zip(examples, labels)]
+
+
 def _component(c: Any, seed: int, where: str) -> mixture.MixtureComponent:
     if c.get("instruction", False):
         examples = tasks.instruction_examples("train", limit=c.get("limit"), seed=seed)
@@ -53,10 +63,11 @@ def _component(c: Any, seed: int, where: str) -> mixture.MixtureComponent:
             if name not in tasks.TASKS:
                 raise ValueError(f"{where}.tasks: unknown task {name!r}; known tasks: {sorted(tasks.TASKS)}")
             try:
-                examples += tasks.examples(name, "train", c.get("prompt", "primary"), limit=c.get("limit_per_task"),
-                                           balance=c.get("balance"), seed=seed)
+                ex = tasks.examples(name, "train", c.get("prompt", "primary"), limit=c.get("limit_per_task"),
+                                    balance=c.get("balance"), seed=seed)
             except KeyError as e:
                 raise ValueError(f"{where}: {e.args[0] if e.args else e}") from None
+            examples += shuffled_labels(ex, seed, name) if c.get("shuffle_labels") else ex
         if not examples:
             raise ValueError(f"{where}: tasks {tuple(c.tasks)} have no train examples")
     return mixture.MixtureComponent(str(c.name), examples, float(c.weight), float(c.get("loss_weight", 1.0)))
