@@ -108,6 +108,13 @@ def in_domain_gap(cell_name: str, arm_name: str) -> ml_collections.ConfigDict:
                         b=arm_name, direction=1, guards=(cell_name,))
 
 
+def committed_gap(result: str, cell_name: str, a: str, b: str, guards: tuple[str, ...]) -> ml_collections.ConfigDict:
+    """A precondition read from a committed experiment (`result`: its results.json under the repo root): its paired
+    difference b - a on `cell_name` has a CI above 0 (e.g. the agent-learnability gap, instead of retraining it)."""
+    return precondition("committed", f"in-domain gap on {cell_name} ({a} -> {b}) > 0, committed in {result}",
+                        result=result, cell=cell_name, a=a, b=b, direction=1, guards=tuple(guards))
+
+
 def balanced(name: str, task: str, limit: int) -> ml_collections.ConfigDict:
     """`limit` balanced training items of one task under its primary prompt."""
     return task_component(name, [task], 1.0, limit_per_task=limit, balance=1.0)

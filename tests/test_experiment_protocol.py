@@ -135,6 +135,35 @@ def test_stored_precondition_records_are_re_decided_from_their_numbers():
     assert preconditions.passes({"kind": "auroc_at_least", "threshold": 0.7, "value": None}) is None
 
 
+def test_a_committed_precondition_is_read_from_another_experiments_results(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(preconditions, "ROOT", tmp_path)
+    diff = {"kind": "diff", "cell": "a:primary", "a": "base", "b": "in_a", "direction": 1,
+            "ci": {"estimate": 0.12, "low": 0.03, "high": 0.2}}
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "results.json").write_text(json.dumps({"split": "test", "seeds": [0, 1, 2],
+                                                             "comparisons": [diff]}))
+    spec = {"kind": "committed", "what": "gap", "result": "r/results.json", "cell": "a:primary", "a": "base",
+            "b": "in_a", "direction": 1, "guards": ("c",)}
+    claim = {"kind": "diff", "cell": "c", "a": "base", "b": "trained", "direction": 1, "primary": True}
+    rng = np.random.default_rng(3)
+    y = np.r_[np.ones(60), np.zeros(60)].astype(int)
+    cells, est, dists = _cells(rng, y, base=(0.0, 1), trained=(-1.5, 3), in_domain=(0.05, 3))
+    cmp, (rec,), verdict = decide.verdicts(None, [claim], [spec], cells, est, dists, None)
+    assert rec["passed"] is True and rec["split"] == "test" and rec["value"] == 0.12 and verdict == "refuted"
+    (tmp_path / "r" / "results.json").write_text(json.dumps(
+        {"split": "test", "comparisons": [{**diff, "ci": {"estimate": 0.1, "low": -0.01, "high": 0.2}}]}))
+    cmp, (rec,), verdict = decide.verdicts(None, [claim], [spec], cells, est, dists, None)
+    assert rec["passed"] is False and verdict == "not testable" and cmp[0]["blocked_by"] == ["gap"]
+    (stored,) = preconditions.evaluate(None, [rec], {}, {}, {})  # recomputing stored results keeps the record
+    assert stored["ci"] == rec["ci"] and stored["passed"] is False
+    (missing,) = preconditions.evaluate(object(), [{**spec, "b": "other"}], {}, {}, {})
+    assert missing["passed"] is None and "has no diff" in missing["note"]
+    (absent,) = preconditions.evaluate(object(), [{**spec, "result": "none/results.json"}], {}, {}, {})
+    assert absent["passed"] is None and "not committed" in absent["note"]
+
+
 # ---------------------------------------------------------------- claimed directions, from DESIGN.md §1
 
 AGENT, INFO, HARM = "agent/sabotage:primary", "requests/info_hazard:primary", "requests/harmful:primary"

@@ -11,10 +11,15 @@ Kinds (`configs/experiment.py: precondition`), each deciding `passed` from the r
 - "label_agreement": the share of items whose label in `task` equals their label in `reference` (same item ids),
   Wilson CI low > threshold (C8: pseudo-labels better than chance);
 - "exposure_ratio": the most / fewest expected row visits of `task` across `arms` <= threshold (C3: the arms
-  compared must see the in-domain set equally often), from the arms' stages and the training config.
+  compared must see the in-domain set equally often), from the arms' stages and the training config;
+- "committed": a paired difference already committed by another experiment (`result`: its results.json, relative
+  to the repo root; the comparison on `cell` between its arms `a` and `b`), passing as "diff" does, e.g. the
+  agent-learnability gap that every agent claim needs, read instead of retrained.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -25,16 +30,17 @@ from monitor_jax.experiment import cells, compare, views
 
 KINDS = {"diff": ("cell", "a", "b"), "auroc_at_least": ("cell", "arm", "threshold"),
          "generation_ratio": ("cell", "arm", "ref", "threshold"), "label_agreement": ("task", "reference", "threshold"),
-         "exposure_ratio": ("task", "arms", "threshold")}
+         "exposure_ratio": ("task", "arms", "threshold"), "committed": ("result", "cell", "a", "b")}
 SPLITS = ("train", "validation", "test")
+ROOT = Path(__file__).resolve().parents[2]  # the repo root, where experiments/results/ lives
 
 
 def passes(rec: Mapping[str, Any]) -> bool | None:
     """Whether a precondition record holds, from its value / CI (None: it could not be evaluated)."""
     kind, ci, value = rec["kind"], rec.get("ci"), rec.get("value")
-    if kind == "diff" and ci is None:  # no paired CI (round 1): an estimate on the wrong side of 0 still fails
+    if kind in ("diff", "committed") and ci is None:  # no paired CI (round 1): an estimate on the wrong side of 0 still fails
         return False if value is not None and int(rec.get("direction", 1)) * value <= 0 else None
-    if kind == "diff":
+    if kind in ("diff", "committed"):
         return metrics.verdict(metrics.CI(**ci), int(rec.get("direction", 1))) == "reproduced"
     if kind == "label_agreement":
         return None if ci is None else bool(ci["low"] > float(rec["threshold"]))
@@ -70,7 +76,20 @@ def _agreement(task: str, reference: str) -> tuple[int, int]:
     return sum(a[i] == b[i] for i in both), len(both)
 
 
-FROM_CONFIG = ("label_agreement", "exposure_ratio")  # evaluated from the task registry / the arms' stages
+def committed(spec: Mapping[str, Any]) -> dict:
+    """The CI (and the experiment's split) of a committed comparison: `spec.result`'s diff on `cell`, arms a, b."""
+    path = ROOT / spec["result"]
+    if not path.exists():
+        raise ValueError(f"precondition {spec.get('what')!r}: {spec['result']} is not committed (run that experiment)")
+    res = json.loads(path.read_text())
+    for c in res["comparisons"]:
+        if c["kind"] == "diff" and (c["cell"], c["a"], c["b"]) == (spec["cell"], spec["a"], spec["b"]):
+            return {"ci": c["ci"], "split": res["split"], "seeds": res.get("seeds")}
+    raise ValueError(f"precondition {spec.get('what')!r}: {spec['result']} has no diff {spec['a']} -> {spec['b']} on "
+                     f"{spec['cell']}")
+
+
+FROM_CONFIG = ("label_agreement", "exposure_ratio", "committed")  # from the registry / the arms' stages / a file
 
 
 def evaluate(config: Any | None, specs: Sequence[Mapping[str, Any]], cells: Mapping[str, dict],
@@ -82,7 +101,7 @@ def evaluate(config: Any | None, specs: Sequence[Mapping[str, Any]], cells: Mapp
     out = []
     for spec in specs:
         kind, cell = spec["kind"], spec.get("cell")
-        keep = config is None and kind in FROM_CONFIG
+        keep = config is None and kind in FROM_CONFIG and not (kind == "committed" and spec.get("ci") is None)
         rec: dict = {**dict(spec), "note": spec.get("note", "")} if keep else \
             {**dict(spec), "value": None, "ci": None, "note": ""}
         try:
@@ -99,6 +118,9 @@ def evaluate(config: Any | None, specs: Sequence[Mapping[str, Any]], cells: Mapp
             elif kind == "label_agreement":
                 k, n = _agreement(spec["task"], spec["reference"])
                 rec["ci"], rec["value"], rec["n"] = metrics.proportion_ci(k, n)._asdict(), k / n if n else None, n
+            elif kind == "committed":
+                rec.update(committed(spec))
+                rec["value"] = rec["ci"]["estimate"]
             elif kind == "exposure_ratio":
                 arms = {a.name: a for a in config.experiment.arms}
                 rows = {a: exposure(config, arms[a], spec["task"]) for a in spec["arms"]}
@@ -140,8 +162,10 @@ def validate(config: Any) -> None:
         missing = [k for k in KINDS[p.kind] + ("what",) if p.get(k) is None]
         if missing:
             raise ValueError(f"{where}: needs {missing}")
-        bad = [k for k in (p.get("guards") or ()) + ((p.cell,) if p.get("cell") else ()) if k not in cell_names]
-        named = [p.get(r) for r in ("a", "b", "arm", "ref") if p.get(r)] + list(p.get("arms") or ())
+        own = p.kind != "committed"  # a committed comparison names another experiment's cell and arms
+        named_cells = tuple(p.get("guards") or ()) + ((p.cell,) if p.get("cell") and own else ())
+        bad = [k for k in named_cells if k not in cell_names]
+        named = [p.get(r) for r in ("a", "b", "arm", "ref") if p.get(r) and own] + list(p.get("arms") or ())
         bad += [a for a in named if a not in arms and a != views.FULL and not a.endswith(views.FIRST_N)]
         if bad:
             raise ValueError(f"{where}: {bad} are not cells / arms of the experiment")
