@@ -1,0 +1,230 @@
+"""The experiment runner in the modes that train the whole model (`experiment/strategy.py` FullForward), on the
+tiny random model: a claim config (C1, shrunk) trains LoRA and full arms through the runner on 8 devices and its
+cell scores are the chosen checkpoint's own full forward (`score_examples`); the same experiment as 2 processes
+(gloo, `monitor-jax experiment`) gives one process's per-item scores and verdicts; a run killed mid-arm resumes
+from its checkpoint and ends as the uninterrupted run.
+
+The one-process reference reads the 2 processes' data shards side by side (`multihost.GlobalBatchOfShards`), the
+global batch the 2 processes train on; one length bucket keeps that exact."""
+import gzip
+import json
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from monitor_jax.core import config as config_lib
+from monitor_jax.eval import scoring
+from monitor_jax.experiment import cells, runner, write
+from monitor_jax.model import registry
+from monitor_jax.train import data as train_data
+from monitor_jax.train import loop
+from multihost import CLI, GlobalBatchOfShards, launch
+
+CLAIM = '''"""configs/c1_transfer.py on the tiny random model: its arms, cells, comparisons and precondition; one seed,
+4 steps, 16 items a cell. get_config(mode): train.mode `mode` (lora | full), no cached features."""
+from monitor_jax.core import config as config_lib
+
+
+def get_config(mode):
+    c = config_lib.load("c1_transfer")
+    with c.unlocked():
+        c.model.name = "tiny-random-llama"
+        c.train.mode, c.train.cache_features, c.train.lora.rank = mode, False, 4
+        c.optim.lr, c.optim.warmup_steps, c.optim.total_steps = 1e-2, 0, 4
+        c.eval.every, c.eval.every_rows, c.checkpoint.every = 2, None, 2
+        c.data.max_len, c.data.buckets = 128, (128,)
+        e = c.experiment
+        e.seeds, e.select_limit, e.n_boot, e.budget_rows = (0,), 16, 200, None
+        for cell in e.cells:
+            cell.limit = 16
+        for arm in e.arms:
+            for st in arm.stages:
+                for comp in st.components:
+                    comp.limit_per_task = 8
+    return c
+'''
+SHARDS = 2
+
+
+@pytest.fixture(scope="module")
+def claim(tmp_path_factory):
+    path = tmp_path_factory.mktemp("claim") / "tiny_c1.py"
+    path.write_text(CLAIM)
+    return path
+
+
+def _run(config, runs):
+    """The experiment in this process (8 devices), fed the global batches of SHARDS processes."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_data, "train_batches", lambda tok, c: GlobalBatchOfShards(tok, c, SHARDS))
+        return runner.run_experiment(config, runs, progress=False)
+
+
+def _summary(config, raw):
+    return write.summarize(config, raw, command="test", wall_minutes=0.0)
+
+
+@pytest.fixture(scope="module")
+def lora(claim, tmp_path_factory, xla_cache):
+    del xla_cache
+    assert len(jax.devices()) == 8, "tests/conftest.py sets 8 host devices"
+    config = config_lib.load(f"{claim}:lora")
+    raw = _run(config, tmp_path_factory.mktemp("runs"))
+    return config, raw, _summary(config, raw)
+
+
+def _checkpoint_scores(config, raw, model_dir=None):
+    """Per cell: the whole model in `model_dir` (None: the base model) scored by `score_examples`, one device."""
+    model = raw["shared"].model
+    params = model.params if model_dir is None else registry.load(f"hf:{model_dir}").params
+    out = {}
+    for cell in config.experiment.cells:
+        ex = cells.cell_examples(config, cell)
+        out[cells.cell_key(cell)] = scoring.score_examples(model.cfg, params, model.tokenizer, ex,
+                                                           max_len=int(config.data.max_len), buckets=(128,),
+                                                           progress=False).score
+    return out
+
+
+def _check_runs_score_like_their_checkpoints(config, raw) -> dict:
+    """Every arm's cell scores == its chosen HF dir's full forward; returns {arm: chosen params}."""
+    base = _checkpoint_scores(config, raw)
+    for k, want in base.items():
+        np.testing.assert_allclose(raw["scores"][k]["base"][0], want, rtol=1e-5, atol=1e-5)
+    chosen = {}
+    for arm, dirs in raw["runs"].items():
+        for rdir in dirs:
+            run = json.loads((rdir / "run.json").read_text())
+            assert run["scorer"] == "full_forward" and run["devices"] == 8 and run["processes"] == 1
+            assert run["best_step"] in (2, 4) and [r["step"] for r in run["selection_curve"]] == [2, 4]
+            mean = {r["step"]: np.mean([v for n, v in r.items() if n.startswith("auroc/")])
+                    for r in run["selection_curve"]}
+            if np.isfinite(list(mean.values())).all():
+                assert run["best_step"] == max(mean, key=mean.get)  # the first best (ties: the earlier step)
+            assert sorted(p.name for p in rdir.iterdir()) == ["chosen", "run.json", "scores.json", "work"]
+            assert not (rdir / "work" / "checkpoints").exists() and not (rdir / "work" / "export").exists()
+            want = _checkpoint_scores(config, raw, rdir / "chosen")
+            for k in want:
+                got = raw["scores"][k][arm][0]
+                np.testing.assert_allclose(got, want[k], rtol=1e-5, atol=1e-5)
+                assert not np.allclose(got, base[k], atol=1e-4), (arm, k)  # training moved the scores
+            chosen[arm] = jax.tree_util.tree_map(np.asarray, registry.load(f"hf:{rdir / 'chosen'}").params)
+    return chosen
+
+
+def test_lora_arms_train_through_the_runner_and_score_like_their_checkpoint(lora, monkeypatch):
+    """C1's arms in LoRA mode on 8 devices: each run keeps its chosen step as an HF dir (the merged adapter: only
+    the adapted projections moved), every cell scores as that dir's full forward, and a rerun reuses it all."""
+    config, raw, res = lora
+    assert sorted(raw["runs"]) == ["base", "in_agent", "in_info", "mixture"] and raw["incomplete"] is None
+    chosen = _check_runs_score_like_their_checkpoints(config, raw)
+    start = jax.tree_util.tree_map(np.asarray, raw["shared"].model.params)
+    targets = set(config.train.lora.targets)
+    for arm, params in chosen.items():
+        for path, x in jax.tree_util.tree_flatten_with_path(params)[0]:
+            names = [getattr(k, "key", k) for k in path]
+            y = start
+            for n in names:
+                y = y[n]
+            if targets & set(names):  # a LoRA target: the merged adapter moved it
+                assert not np.allclose(x, y), (arm, names)
+            else:  # embedding, norms: frozen
+                np.testing.assert_array_equal(x, y, err_msg=f"{arm} {names}")
+    assert res["verdict"] in ("reproduced", "refuted", "inconclusive", "not testable")
+    assert {c["kind"] for c in res["comparisons"]} == {"diff", "gap"} and res["preconditions"]
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(loop, "train_and_evaluate", no_training)
+    again = runner.run_experiment(config, raw["shared"].runs_dir, shared=raw["shared"], progress=False)
+    for k in raw["scores"]:
+        for arm in raw["scores"][k]:
+            np.testing.assert_array_equal(again["scores"][k][arm][0], raw["scores"][k][arm][0])
+
+
+def test_full_fine_tuning_arms_train_through_the_runner(claim, tmp_path, xla_cache):
+    """C1's arms in full mode on 8 devices: every weight trains (the embedding too), and every cell scores as
+    the chosen HF dir's full forward."""
+    del xla_cache
+    config = config_lib.load(f"{claim}:full")
+    raw = _run(config, tmp_path / "runs")
+    res = _summary(config, raw)
+    chosen = _check_runs_score_like_their_checkpoints(config, raw)
+    start = jax.tree_util.tree_map(np.asarray, raw["shared"].model.params)
+    for arm, params in chosen.items():
+        for path, x in jax.tree_util.tree_flatten_with_path(params)[0]:
+            y = start
+            for k in path:
+                y = y[getattr(k, "key", k)]
+            assert not np.allclose(x, y), (arm, jax.tree_util.keystr(path))  # every weight trained
+    assert res["verdict"] in ("reproduced", "refuted", "inconclusive", "not testable")
+
+
+def _rows(res) -> dict:
+    return {(r["cell"], r["arm"], r["seed"], r["item"]): r for r in res["item_scores"]["rows"]}
+
+
+def test_two_processes_give_the_per_item_scores_and_verdicts_of_one(lora, claim, tmp_path, xla_cache):
+    """`monitor-jax experiment` as 2 processes x 2 CPU devices (gloo): each host reads its data shard, process 0
+    writes the results, and the per-item scores (within 1e-5) and every verdict are one process's."""
+    config, _, one = lora
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    outputs = launch(CLI + ["experiment", f"--config={claim}:lora", f"--out={out}", f"--runs_dir={runs}"],
+                     SHARDS, 2, flags=True, log_dir=tmp_path, timeout=240,
+                     env={"JAX_COMPILATION_CACHE_DIR": xla_cache, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"})
+    assert "verdict:" in outputs[0] and "verdict:" not in outputs[1]  # process 0 reports
+    two = json.loads((out / "results.json").read_text())
+    with gzip.open(out / two["item_scores"]["file"], "rt") as f:
+        rows = {(r["cell"], r["arm"], r["seed"], r["item"]): r for r in map(json.loads, f)}
+    want = _rows(one)
+    assert rows.keys() == want.keys() and len(rows) == 4 * 3 * 16
+    for key, r in want.items():
+        assert rows[key]["label"] == r["label"]
+        assert rows[key]["score"] == pytest.approx(r["score"], abs=1e-5), key
+    assert two["verdict"] == one["verdict"]
+    assert [c["verdict"] for c in two["comparisons"]] == [c["verdict"] for c in one["comparisons"]]
+    assert [p.get("passed") for p in two["preconditions"]] == [p.get("passed") for p in one["preconditions"]]
+    for arm, info in two["arms"].items():
+        assert [r["best_step"] for r in info["runs"]] == [r["best_step"] for r in one["arms"][arm]["runs"]]
+    for rdir in runs.glob("*-s0"):
+        assert json.loads((rdir / "run.json").read_text())["processes"] == SHARDS
+
+
+class _Killed(RuntimeError):
+    pass
+
+
+def test_a_run_killed_mid_arm_resumes_from_its_checkpoint(lora, claim, tmp_path, monkeypatch):
+    """An arm stopped right after its step-2 checkpoint (of 4) resumes there on the rerun and ends as the
+    uninterrupted run: same run dir, chosen step, selection curve and per-item scores."""
+    raw = lora[1]
+    config = config_lib.load(f"{claim}:lora")
+    with config.unlocked():
+        config.experiment.arms = [a for a in config.experiment.arms if a.name in ("base", "in_info")]
+        config.experiment.comparisons, config.experiment.preconditions = [], []
+    save, restore, starts = loop._Run._save, loop._Run._restore, []
+
+    def save_then_die(self, s):
+        save(self, s)
+        if s == 2:
+            self.ckpt.wait_until_finished()
+            raise _Killed(f"killed after the checkpoint of step {s}")
+
+    monkeypatch.setattr(loop._Run, "_save", save_then_die)
+    with pytest.raises(_Killed):
+        _run(config, tmp_path / "runs")
+    monkeypatch.setattr(loop._Run, "_save", save)
+    monkeypatch.setattr(loop._Run, "_restore", lambda self: starts.append(restore(self)) or starts[-1])
+    again = _run(config, tmp_path / "runs")
+    assert starts == [2]  # resumed from the checkpoint, not from step 0
+    (rdir,), (ref,) = again["runs"]["in_info"], raw["runs"]["in_info"]
+    assert rdir.name == ref.name
+    got, want = (json.loads((d / "run.json").read_text()) for d in (rdir, ref))
+    assert got["best_step"] == want["best_step"] and got["steps_trained"] == 4
+    assert [{k: v for k, v in r.items() if k != "minutes"} for r in got["selection_curve"]] == \
+        [{k: v for k, v in r.items() if k != "minutes"} for r in want["selection_curve"]]
+    for k in again["scores"]:
+        np.testing.assert_allclose(again["scores"][k]["in_info"][0], raw["scores"][k]["in_info"][0], atol=1e-6)
