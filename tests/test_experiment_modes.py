@@ -6,9 +6,10 @@ from its checkpoint and ends as the uninterrupted run.
 
 The one-process reference reads the 2 processes' data shards side by side (`multihost.GlobalBatchOfShards`), the
 global batch the 2 processes train on; one length bucket keeps that exact."""
+import copy
+import dataclasses
 import gzip
 import json
-import sys
 
 import jax
 import numpy as np
@@ -22,21 +23,36 @@ from monitor_jax.train import data as train_data
 from monitor_jax.train import loop
 from multihost import CLI, GlobalBatchOfShards, launch
 
-CLAIM = '''"""configs/c1_transfer.py on the tiny random model: its arms, cells, comparisons and precondition; one seed,
-4 steps, 16 items a cell. get_config(mode): train.mode `mode` (lora | full), no cached features."""
+CLAIM = '''"""configs/c1_transfer.py on the tiny random model, in train mode `mode` (lora | full) without cached
+features: its arms and comparisons on the two request cells (the agent cell and arm left out for time; the
+precondition guards the info-hazard cell with its in-domain arm), one seed, 4 steps, 16 items a cell.
+get_config("mode+arm"): only the base model and that arm, and the comparisons between them."""
 from monitor_jax.core import config as config_lib
 
+x = config_lib.load_module("configs/experiment.py")
 
-def get_config(mode):
+
+def get_config(arg):
+    mode, *only = arg.split("+")
     c = config_lib.load("c1_transfer")
     with c.unlocked():
         c.model.name = "tiny-random-llama"
         c.train.mode, c.train.cache_features, c.train.lora.rank = mode, False, 4
         c.optim.lr, c.optim.warmup_steps, c.optim.total_steps = 1e-2, 0, 4
-        c.eval.every, c.eval.every_rows, c.checkpoint.every = 2, None, 2
+        c.eval.every, c.eval.every_rows, c.checkpoint.every = 2, None, 4
         c.data.max_len, c.data.buckets = 128, (128,)
         e = c.experiment
         e.seeds, e.select_limit, e.n_boot, e.budget_rows = (0,), 16, 200, None
+        e.cells = [cell for cell in e.cells if not cell.task.startswith("agent/")]
+        e.arms = [arm for arm in e.arms if arm.name != "in_agent"]
+        e.comparisons = [cmp for cmp in e.comparisons if not cmp.cell.startswith("agent/")]
+        e.preconditions = [x.in_domain_gap(x.INFO + ":primary", "in_info")]
+        if only:
+            keep = {"base", *only}
+            e.arms = [arm for arm in e.arms if arm.name in keep]
+            e.comparisons = [cmp for cmp in e.comparisons
+                             if {cmp.get(r) for r in ("a", "b", "arm", "other", "base", "ref")} - {None} <= keep]
+            e.preconditions = [p for p in e.preconditions if {p.a, p.b} <= keep]
         for cell in e.cells:
             cell.limit = 16
         for arm in e.arms:
@@ -46,6 +62,7 @@ def get_config(mode):
     return c
 '''
 SHARDS = 2
+x = config_lib.load_module("configs/experiment.py")
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +79,15 @@ def _run(config, runs):
         return runner.run_experiment(config, runs, progress=False)
 
 
-def _summary(config, raw):
-    return write.summarize(config, raw, command="test", wall_minutes=0.0)
+def _summary(config, raw, arms):
+    """results.json of the runs of `arms` only (the shortcut baselines, TF-IDF on whole train splits, left out:
+    not under test here, and ~8 s)."""
+    raw = {**raw, "scores": {k: {a: v for a, v in d.items() if a in arms} for k, d in raw["scores"].items()},
+           "runs": {a: v for a, v in raw["runs"].items() if a in arms},
+           "seeds": {a: v for a, v in raw["seeds"].items() if a in arms}}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(write, "_baselines", lambda config, cell: {})
+        return write.summarize(config, raw, command="test", wall_minutes=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +95,7 @@ def lora(claim, tmp_path_factory, xla_cache):
     del xla_cache
     assert len(jax.devices()) == 8, "tests/conftest.py sets 8 host devices"
     config = config_lib.load(f"{claim}:lora")
-    raw = _run(config, tmp_path_factory.mktemp("runs"))
-    return config, raw, _summary(config, raw)
+    return config, _run(config, tmp_path_factory.mktemp("runs"))
 
 
 def _checkpoint_scores(config, raw, model_dir=None):
@@ -117,8 +140,8 @@ def _check_runs_score_like_their_checkpoints(config, raw) -> dict:
 def test_lora_arms_train_through_the_runner_and_score_like_their_checkpoint(lora, monkeypatch):
     """C1's arms in LoRA mode on 8 devices: each run keeps its chosen step as an HF dir (the merged adapter: only
     the adapted projections moved), every cell scores as that dir's full forward, and a rerun reuses it all."""
-    config, raw, res = lora
-    assert sorted(raw["runs"]) == ["base", "in_agent", "in_info", "mixture"] and raw["incomplete"] is None
+    config, raw = lora
+    assert sorted(raw["runs"]) == ["base", "in_info", "mixture"] and raw["incomplete"] is None
     chosen = _check_runs_score_like_their_checkpoints(config, raw)
     start = jax.tree_util.tree_map(np.asarray, raw["shared"].model.params)
     targets = set(config.train.lora.targets)
@@ -132,8 +155,6 @@ def test_lora_arms_train_through_the_runner_and_score_like_their_checkpoint(lora
                 assert not np.allclose(x, y), (arm, names)
             else:  # embedding, norms: frozen
                 np.testing.assert_array_equal(x, y, err_msg=f"{arm} {names}")
-    assert res["verdict"] in ("reproduced", "refuted", "inconclusive", "not testable")
-    assert {c["kind"] for c in res["comparisons"]} == {"diff", "gap"} and res["preconditions"]
 
     def no_training(*a, **k):
         raise AssertionError("a finished run was trained again")
@@ -145,13 +166,55 @@ def test_lora_arms_train_through_the_runner_and_score_like_their_checkpoint(lora
             np.testing.assert_array_equal(again["scores"][k][arm][0], raw["scores"][k][arm][0])
 
 
+def test_generated_views_and_retention_use_the_runs_whole_model(lora, monkeypatch):
+    """A summary cell (the run summarizes, the run judges) and IF retention on the LoRA runs (reused, not
+    retrained): the numbers of the protocols run directly on the chosen HF dir's model. (Thinking cells take the
+    same `full_params`; this claim's max_len of 128 leaves no room for the thinking conversation.)"""
+    import ml_collections
+
+    from monitor_jax.data import pipeline
+    from monitor_jax.eval.protocols import summarize
+    from monitor_jax.experiment import retention
+    from monitor_jax.train import step as step_lib
+
+    config, raw = lora
+    config = copy.deepcopy(config)
+    task = "requests/harmful"
+    with config.unlocked():
+        e = config.experiment
+        e.cells = [x.cell(task, 4, "s", name="summary", view="summary", budget=2, judge="in_info",
+                          arms=("in_info",))]
+        e.comparisons, e.preconditions = [], []
+        e.retention = ml_collections.ConfigDict({"if_limit": 4, "checks": False})
+    monkeypatch.setattr(loop, "train_and_evaluate", lambda *a, **k: pytest.fail("a finished run was retrained"))
+    got = runner.run_experiment(config, raw["shared"].runs_dir, shared=raw["shared"], progress=False)
+    model, (rdir,) = raw["shared"].model, raw["runs"]["in_info"]
+    params = registry.load(f"hf:{rdir / 'chosen'}").params
+    summary = cells.cell_examples(config, config.experiment.cells[0])
+    gens = summarize.summarize(model.cfg, params, model.tokenizer, [e.input for e in summary], noun="request",
+                               max_summary_tokens=2, max_input_tokens=128, progress=False)
+    rows = [dataclasses.replace(e, input=g.text or "") for e, g in zip(summary, gens)]
+    judged = scoring.score_examples(model.cfg, params, model.tokenizer, rows, max_len=128, buckets=(128,),
+                                    progress=False).score
+    np.testing.assert_allclose(got["scores"]["summary"]["in_info"][0], judged, rtol=1e-5, atol=1e-5)
+    assert got["generation"]["summary"]["in_info"]["mean_tokens"] == [np.mean([len(g.tokens) for g in gens])]
+    ex = retention.if_examples(4)
+    rendered, _ = pipeline.render_examples(model.tokenizer, ex, 128)
+    nll = []
+    for r in rendered:
+        b = pipeline.collate([r], 128, 1, r.pad_id, {pipeline.example_name(r): 0})
+        total, n = step_lib.if_loss(model.cfg, params, {k: v for k, v in b.items() if k != "id"})
+        nll.append(float(total[0] / n[0]))
+    np.testing.assert_allclose(got["retention"]["in_info"][0]["nll"], nll, rtol=1e-4)
+    assert not np.allclose(got["retention"]["base"][0]["nll"], nll)
+
+
 def test_full_fine_tuning_arms_train_through_the_runner(claim, tmp_path, xla_cache):
-    """C1's arms in full mode on 8 devices: every weight trains (the embedding too), and every cell scores as
-    the chosen HF dir's full forward."""
+    """C1's in-domain arm in full mode on 8 devices: every weight trains (the embedding too), and every cell
+    scores as the chosen HF dir's full forward."""
     del xla_cache
-    config = config_lib.load(f"{claim}:full")
+    config = config_lib.load(f"{claim}:full+in_info")
     raw = _run(config, tmp_path / "runs")
-    res = _summary(config, raw)
     chosen = _check_runs_score_like_their_checkpoints(config, raw)
     start = jax.tree_util.tree_map(np.asarray, raw["shared"].model.params)
     for arm, params in chosen.items():
@@ -160,7 +223,6 @@ def test_full_fine_tuning_arms_train_through_the_runner(claim, tmp_path, xla_cac
             for k in path:
                 y = y[getattr(k, "key", k)]
             assert not np.allclose(x, y), (arm, jax.tree_util.keystr(path))  # every weight trained
-    assert res["verdict"] in ("reproduced", "refuted", "inconclusive", "not testable")
 
 
 def _rows(res) -> dict:
@@ -168,11 +230,14 @@ def _rows(res) -> dict:
 
 
 def test_two_processes_give_the_per_item_scores_and_verdicts_of_one(lora, claim, tmp_path, xla_cache):
-    """`monitor-jax experiment` as 2 processes x 2 CPU devices (gloo): each host reads its data shard, process 0
-    writes the results, and the per-item scores (within 1e-5) and every verdict are one process's."""
-    config, _, one = lora
+    """`monitor-jax experiment` (C1's base and mixture arms) as 2 processes x 2 CPU devices (gloo): each host reads
+    its data shard, process 0 writes the results, and the per-item scores (within 1e-5) and every verdict are
+    one process's (the fixture's runs of those arms: a run's directory and result do not depend on the others)."""
+    config = config_lib.load(f"{claim}:lora+mixture")
+    assert [a.name for a in config.experiment.arms] == ["base", "mixture"] and config.experiment.comparisons
+    one = _summary(config, lora[1], ("base", "mixture"))
     out, runs = tmp_path / "out", tmp_path / "runs"
-    outputs = launch(CLI + ["experiment", f"--config={claim}:lora", f"--out={out}", f"--runs_dir={runs}"],
+    outputs = launch(CLI + ["experiment", f"--config={claim}:lora+mixture", f"--out={out}", f"--runs_dir={runs}"],
                      SHARDS, 2, flags=True, log_dir=tmp_path, timeout=240,
                      env={"JAX_COMPILATION_CACHE_DIR": xla_cache, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"})
     assert "verdict:" in outputs[0] and "verdict:" not in outputs[1]  # process 0 reports
@@ -180,7 +245,7 @@ def test_two_processes_give_the_per_item_scores_and_verdicts_of_one(lora, claim,
     with gzip.open(out / two["item_scores"]["file"], "rt") as f:
         rows = {(r["cell"], r["arm"], r["seed"], r["item"]): r for r in map(json.loads, f)}
     want = _rows(one)
-    assert rows.keys() == want.keys() and len(rows) == 4 * 3 * 16
+    assert rows.keys() == want.keys() and len(rows) == 2 * 2 * 16  # arms x cells x items
     for key, r in want.items():
         assert rows[key]["label"] == r["label"]
         assert rows[key]["score"] == pytest.approx(r["score"], abs=1e-5), key
@@ -189,8 +254,9 @@ def test_two_processes_give_the_per_item_scores_and_verdicts_of_one(lora, claim,
     assert [p.get("passed") for p in two["preconditions"]] == [p.get("passed") for p in one["preconditions"]]
     for arm, info in two["arms"].items():
         assert [r["best_step"] for r in info["runs"]] == [r["best_step"] for r in one["arms"][arm]["runs"]]
-    for rdir in runs.glob("*-s0"):
-        assert json.loads((rdir / "run.json").read_text())["processes"] == SHARDS
+        assert [r["dir"] for r in info["runs"]] == [r["dir"] for r in one["arms"][arm]["runs"]]
+    (rdir,) = runs.glob("mixture-*")
+    assert json.loads((rdir / "run.json").read_text())["processes"] == SHARDS
 
 
 class _Killed(RuntimeError):
@@ -201,10 +267,9 @@ def test_a_run_killed_mid_arm_resumes_from_its_checkpoint(lora, claim, tmp_path,
     """An arm stopped right after its step-2 checkpoint (of 4) resumes there on the rerun and ends as the
     uninterrupted run: same run dir, chosen step, selection curve and per-item scores."""
     raw = lora[1]
-    config = config_lib.load(f"{claim}:lora")
+    config = config_lib.load(f"{claim}:lora+in_info")
     with config.unlocked():
-        config.experiment.arms = [a for a in config.experiment.arms if a.name in ("base", "in_info")]
-        config.experiment.comparisons, config.experiment.preconditions = [], []
+        config.checkpoint.every = 2  # not part of the run's key: the run is the fixture's
     save, restore, starts = loop._Run._save, loop._Run._restore, []
 
     def save_then_die(self, s):
