@@ -293,3 +293,18 @@ def test_a_run_killed_mid_arm_resumes_from_its_checkpoint(lora, claim, tmp_path,
         [{k: v for k, v in r.items() if k != "minutes"} for r in want["selection_curve"]]
     for k in again["scores"]:
         np.testing.assert_allclose(again["scores"][k]["in_info"][0], raw["scores"][k]["in_info"][0], atol=1e-6)
+
+
+def test_the_strategy_follows_the_train_mode(claim, tmp_path):
+    """Top-k from cached features keeps the cached path; every other mode (top-k without the cache included)
+    gets the full forward; the cached path refuses the others, naming the config keys."""
+    from monitor_jax.experiment import strategy
+
+    config = config_lib.load(f"{claim}:lora")
+    for mode, cache, kind in (("top_k_layers", True, cells.Shared), ("top_k_layers", False, strategy.FullForward),
+                              ("lora", False, strategy.FullForward), ("full", False, strategy.FullForward)):
+        with config.unlocked():
+            config.train.mode, config.train.cache_features, config.train.top_k = mode, cache, 1
+        assert type(strategy.create(config, tmp_path)) is kind, (mode, cache)
+    with pytest.raises(ValueError, match="config.train.mode='top_k_layers' and config.train.cache_features=True"):
+        cells.Shared.create(config, tmp_path)

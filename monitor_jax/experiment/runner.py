@@ -170,7 +170,8 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: cells.St
     results: {"runs": {arm: [run dirs]}, "scores": {cell: {arm: [scores per seed]}}, "labels": {cell: y},
     "ids" / "groups": {cell: item ids / hygiene groups or None}, "seeds": {arm: [seed per run; None: base]},
     "incomplete": reason or None, "shared": the strategy (`strategy.create`), "generation": {cell: {arm:
-    lengths}} of the thinking and summary cells (`views.py`)}. An arm may set its own `seeds`; a cell its `arms` and `view`.
+    lengths}} of the thinking and summary cells (`views.py`)}. An arm may set its own `seeds`; a cell its `arms`
+    and `view`.
 
     Budget: before a run is trained, the training minutes already spent on this experiment's runs (reused ones
     included: they are its compute) plus the mean of those runs (or nothing before the first) must fit
