@@ -225,6 +225,30 @@ def test_full_fine_tuning_arms_train_through_the_runner(claim, tmp_path, xla_cac
             assert not np.allclose(x, y), (arm, jax.tree_util.keystr(path))  # every weight trained
 
 
+def test_top_k_without_cached_features_trains_through_the_runner(claim, tmp_path, xla_cache):
+    """Top-k layers without the feature cache (the full forward, frozen lower stack run every step): only the top
+    layer and the final norm move, and every cell scores as the chosen HF dir's full forward."""
+    del xla_cache
+    config = config_lib.load(f"{claim}:top_k_layers+in_info")
+    with config.unlocked():
+        config.train.top_k = 1
+    raw = _run(config, tmp_path / "runs")
+    chosen = _check_runs_score_like_their_checkpoints(config, raw)
+    start = jax.tree_util.tree_map(np.asarray, raw["shared"].model.params)
+    for path, x in jax.tree_util.tree_flatten_with_path(chosen["in_info"])[0]:
+        y = start
+        for k in path:
+            y = y[getattr(k, "key", k)]
+        name = jax.tree_util.keystr(path)
+        if name.startswith("['layers']"):  # [layer, ...]: the lower layer frozen, the top one trained
+            np.testing.assert_array_equal(x[0], y[0], err_msg=name)
+            assert not np.allclose(x[1], y[1]), name
+        elif name.startswith("['final_norm']"):
+            assert not np.allclose(x, y), name
+        else:
+            np.testing.assert_array_equal(x, y, err_msg=name)
+
+
 def _rows(res) -> dict:
     return {(r["cell"], r["arm"], r["seed"], r["item"]): r for r in res["item_scores"]["rows"]}
 
