@@ -167,7 +167,7 @@ def _load_config(fv: Flags, command: str, default: str | None = None):
 
 
 def _experiment(fv: Flags, args: list[str], demo: bool = False) -> int:
-    from monitor_jax.core import assets
+    from monitor_jax.core import assets, distributed
     from monitor_jax.experiment import runner, write
 
     config = _load_config(fv, "demo" if demo else "experiment", "configs/demo.py" if demo else None)
@@ -183,6 +183,8 @@ def _experiment(fv: Flags, args: list[str], demo: bool = False) -> int:
         raise ValueError("experiment needs --out=DIR (e.g. experiments/results/<name>)")
     start = time.time()
     raw = runner.run_experiment(config, fv.runs_dir or assets.cache_dir() / "runs")
+    if not distributed.is_main():
+        return 0  # process 0 summarizes and writes the results
     res = write.summarize(config, raw, command=write.command_line(), wall_minutes=(time.time() - start) / 60)
     path = write.write(res, out)
     print(write.table(res))

@@ -3,6 +3,7 @@ multi-controller runtime (gloo collectives) through `monitor_jax.core.distribute
 
 Each process gets MONITOR_JAX_COORDINATOR_ADDRESS / MONITOR_JAX_NUM_PROCESSES / MONITOR_JAX_PROCESS_ID (or, with
 `flags=True`, the CLI flags `--coordinator_address --num_processes --process_id` appended to its command).
+`GlobalBatchOfShards` is the one-process reference's training stream: the N processes' data shards side by side.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import subprocess
 import sys
 import time
 from typing import Mapping, Sequence
+
+import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from monitor_jax.main import run; run()"]  # `monitor-jax`, from this interpreter
@@ -59,3 +62,34 @@ def launch(cmd: Sequence[str], n_processes: int, local_devices: int = 2, *, flag
     assert all(c == 0 for c in codes), "\n".join(
         f"--- process {i} (exit {c}) ---\n{out[-4000:]}" for i, (c, out) in enumerate(zip(codes, outputs)))
     return outputs
+
+
+class GlobalBatchOfShards:
+    """One process's training stream that yields what `n` processes' data shards make together: each step batch
+    is shard 0's rows, then shard 1's, ... (the global batch of an `n`-process run, in process order)."""
+
+    def __init__(self, tokenizer, config, n: int):
+        from monitor_jax.train import data as train_data
+
+        self.parts = [train_data.StepBatches(tokenizer, config, shard_index=i, shard_count=n) for i in range(n)]
+
+    @property
+    def stage(self) -> int:
+        return self.parts[0].stage
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        batches = [next(p) for p in self.parts]
+        return {k: np.concatenate([b[k] for b in batches], axis=1) for k in batches[0]}
+
+    def get_state(self) -> dict:
+        return {**self.parts[0].get_state(), "parts": [p.get_state() for p in self.parts]}
+
+    def set_state(self, state: dict) -> None:
+        for p, s in zip(self.parts, state["parts"]):
+            p.set_state(s)
+
+    def stats(self) -> dict:
+        return self.parts[0].stats()

@@ -1,6 +1,6 @@
 """Start-up of JAX's multi-controller runtime: decide whether this launch is one process of several and, if so,
-call `jax.distributed.initialize` once, before any other JAX use; plus the two process facts the rest of the
-package asks about (`is_main`, `allgather_json`).
+call `jax.distributed.initialize` once, before any other JAX use; plus what the rest of the package asks of the
+processes (`is_main`, `allgather_json`, `agree`, `barrier`).
 
 Every host runs the same command; nothing here launches processes. A launch is multi-process when, in order:
 1. `--distributed=off` (or MONITOR_JAX_DISTRIBUTED=off): never; `on`: always, with JAX's auto-detection filling
@@ -145,3 +145,24 @@ def allgather_json(obj: Any) -> list[Any]:
     buf[: data.size] = data
     rows = np.asarray(multihost_utils.process_allgather(buf))
     return [json.loads(rows[p, : int(sizes[p])].tobytes().decode("utf-8")) for p in range(len(sizes))]
+
+
+def agree(obj: Any) -> Any:
+    """Process 0's JSON-serializable `obj`, on every process (every process calls; `obj` itself on one process):
+    decisions that read files (is a run finished? are its scores kept?) are taken once, for every host alike."""
+    import jax
+
+    if jax.process_count() == 1:
+        return obj
+    return allgather_json(obj if is_main() else None)[0]
+
+
+def barrier(name: str) -> None:
+    """Waits until every process gets here (nothing on one process): e.g. after process 0 writes a file the
+    others read next."""
+    import jax
+
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)

@@ -125,12 +125,16 @@ def _put(x: np.ndarray, sharding: NamedSharding | None) -> jax.Array:
     return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
 
 
-def _fetch(x: jax.Array) -> np.ndarray:
-    if not x.is_fully_addressable:  # multi-host: gather the rows every process needs
-        from jax.experimental import multihost_utils
+def _fetch(res: dict[str, jax.Array]) -> dict[str, np.ndarray]:
+    """Host copies of one batch's per-row results; across hosts, one gather of all of them (a collective per
+    batch, not per key)."""
+    if all(x.is_fully_addressable for x in res.values()):
+        return {k: np.asarray(v) for k, v in res.items()}
+    from jax.experimental import multihost_utils
 
-        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-    return np.asarray(x)
+    names = list(res)
+    rows = np.asarray(multihost_utils.process_allgather(jnp.stack([res[k] for k in names], axis=-1), tiled=True))
+    return {k: rows[:, i] for i, k in enumerate(names)}
 
 
 def sorted_batches(
@@ -201,8 +205,9 @@ def score_rendered(
         ids, res = item
         real = ids != ""
         idx = ids[real].astype(np.int64)
+        got = _fetch(res)
         for k in out:
-            out[k][idx] = _fetch(res[k])[real]
+            out[k][idx] = got[k][real]
         bar.update(1)
 
     for batch in sorted_batches(rows, batch_size, buckets, max_len=max_len):

@@ -1,5 +1,6 @@
-"""What an experiment's pieces share: the process-wide model and feature store (`Shared`), a cell's items and
-key, a run's config, key and directory, its chosen top layers, and the per-run scores cache (`memo`).
+"""What an experiment's pieces share: the process-wide model and feature store of the cached top-k path
+(`Shared`; `strategy.py` picks it or the full forward from the config), a cell's items and key, a run's config,
+key and directory, its chosen checkpoint, and the per-run scores cache (`memo`, written by process 0 only).
 The runner (`runner.py`) and the generated views (`views.py`) both build on it."""
 from __future__ import annotations
 
@@ -9,16 +10,16 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from monitor_jax.core import assets, io, sharding
+from monitor_jax.core import assets, distributed, io, sharding
 from monitor_jax.data import pipeline, tasks
 from monitor_jax.eval import scoring
-from monitor_jax.model import registry, transformer
+from monitor_jax.model import registry, transformer, weights
 from monitor_jax.train import budget
 from monitor_jax.train import data as train_data
 from monitor_jax.train import features
@@ -38,9 +39,32 @@ def write_json(path: Path, obj: Any) -> None:
     io.write_json(path, obj, indent=1, default=float)
 
 
+class Strategy(Protocol):
+    """What the runner and the views ask of a way to train and score runs: `Shared` below or
+    `strategy.FullForward` (`strategy.py` says what each call means)."""
+
+    model: registry.LoadedModel
+    runs_dir: Path
+
+    def score(self, config: Any, params: Any, examples: list, progress: bool = False) -> np.ndarray: ...
+    def upper_with(self, chosen: Any | None) -> Any: ...
+    def full_params(self, chosen: Any | None) -> Any: ...
+    def upper_of(self, params: Any, mode: Any) -> Any: ...
+    def features(self, batch: dict) -> np.ndarray | None: ...
+    def keep(self, rdir: Path, export: str | os.PathLike, mode: Any) -> None: ...
+    def load(self, rdir: Path | None) -> Any | None: ...
+    def train_kwargs(self) -> dict: ...
+    def run_facts(self) -> dict: ...
+    def base_dir(self, config: Any) -> Path: ...
+
+
+CHOSEN_TOP, CHOSEN_DIR = "chosen_top.npz", "chosen"  # a run's chosen checkpoint: top layers, or an HF dir
+
+
 @dataclasses.dataclass
 class Shared:
-    """What every run of a process shares: the model, its frozen lower stack and the feature store."""
+    """The cached top-k path: what every run of a process shares, the model, its frozen lower stack and the
+    feature store; runs are scored by the top layers on cached features (the strategy calls: `strategy.py`)."""
 
     model: registry.LoadedModel
     n_lower: int
@@ -54,8 +78,9 @@ class Shared:
     @classmethod
     def create(cls, config: Any, runs_dir: str | os.PathLike) -> "Shared":
         if config.train.mode != "top_k_layers" or not config.train.cache_features:
-            raise ValueError("the experiment runner trains top_k_layers from cached features: set "
-                             "config.train.mode='top_k_layers' and config.train.cache_features=True")
+            raise ValueError("cells.Shared is the cached-feature path: it needs config.train.mode='top_k_layers' "
+                             "and config.train.cache_features=True (strategy.create picks the full forward "
+                             "for the other modes)")
         assets.use_compilation_cache()
         model = registry.load(config.model.name)
         train_data.register_task_files(config, model.tokenizer)
@@ -90,6 +115,34 @@ class Shared:
         layers = jax.tree_util.tree_map(lambda base, top: np.concatenate([np.asarray(base)[:self.n_lower], top]),
                                         self.model.params["layers"], trained["layers"])
         return {**self.model.params, "layers": layers, "final_norm": trained["final_norm"]}
+
+    def upper_of(self, params: Any, mode: Any) -> Any:
+        """What `score` takes, from the loop's whole param tree (during training)."""
+        return self.upper_with(mode.split(params, self.model.cfg)[0])
+
+    def features(self, batch: dict) -> np.ndarray:
+        """The lower stack's activations of `batch`'s rows (from the store)."""
+        return self.cache.add_features(batch, self.frozen)["embeddings"]
+
+    def keep(self, rdir: Path, export: str | os.PathLike, mode: Any) -> None:
+        """Keeps a finished run's chosen checkpoint (the HF dir `export`) as its top layers, `chosen_top.npz`."""
+        if distributed.is_main():
+            _, params = weights.load_hf(export)
+            save_tree(rdir / CHOSEN_TOP, mode.split(params, self.model.cfg)[0])
+
+    def load(self, rdir: Path | None) -> dict | None:
+        """A finished run's chosen top layers (None: the base model)."""
+        return chosen_top(rdir)
+
+    def train_kwargs(self) -> dict:
+        return {"feature_store": self.store}
+
+    def run_facts(self) -> dict:
+        return {"feature_store": self.store.stats()}  # after this run (process-wide)
+
+    def base_dir(self, config: Any) -> Path:
+        """Where the base model's scores are kept."""
+        return self.runs_dir / f"base-{config.model.name.replace('/', '_')}"
 
 
 def buckets(config: Any) -> tuple[int, ...]:
@@ -195,27 +248,37 @@ def run_dir(runs_dir: Path, config: Any, arm: Any, seed: int) -> Path:
 
 
 def chosen_top(rdir: Path | None) -> dict | None:
-    """The top layers / final norm a finished run chose on validation (None: the base model)."""
-    return None if rdir is None else load_tree(rdir / "chosen_top.npz")
+    """The checkpoint a finished run chose on validation, as its strategy kept it: the top layers / final norm
+    (`chosen_top.npz`), or the whole model's params (the HF dir `chosen/`); None: the base model."""
+    if rdir is None:
+        return None
+    if (rdir / CHOSEN_DIR).is_dir() and not (rdir / CHOSEN_TOP).exists():
+        return weights.load_hf(rdir / CHOSEN_DIR)[1]
+    return load_tree(rdir / CHOSEN_TOP)
 
 
-def memo(shared: Shared, config: Any, rdir: Path | None, key: str, compute: Callable[[dict | None], Any],
+def memo(shared: Strategy, config: Any, rdir: Path | None, key: str, compute: Callable[[dict | None], Any],
           valid: Callable[[Any], bool] = lambda v: True) -> Any:
-    """`compute(trained top layers, None for the base model)` for the run in `rdir` (None: the base model), kept
-    under `key` in the run's (or the base model's) scores.json and reused while `valid(kept)` holds."""
-    where = rdir if rdir is not None else shared.runs_dir / f"base-{config.model.name.replace('/', '_')}"
-    where.mkdir(parents=True, exist_ok=True)
-    path = where / "scores.json"
-    kept = json.loads(path.read_text()) if path.exists() else {}
-    if key not in kept or not valid(kept[key]):
-        kept[key] = compute(chosen_top(rdir))
-        write_json(path, kept)
-    return kept[key]
+    """`compute(the run's chosen checkpoint, None for the base model)` for the run in `rdir` (None: the base
+    model), kept under `key` in the run's (or the base model's) scores.json and reused while `valid(kept)` holds.
+    With several processes, process 0's scores.json decides for all (`distributed.agree`), every process
+    computes (the scorer's collectives) and process 0 writes."""
+    main = distributed.is_main()
+    path = (rdir if rdir is not None else shared.base_dir(config)) / "scores.json"
+    kept = json.loads(path.read_text()) if main and path.exists() else {}
+    value = distributed.agree(kept[key] if key in kept and valid(kept[key]) else None)
+    if value is None:
+        value = compute(shared.load(rdir))
+        if main:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            kept[key] = value
+            write_json(path, kept)
+    return value
 
 
-def plain_scores(shared: Shared, config: Any, rdir: Path | None, cell: Any) -> np.ndarray:
-    """The run's (None: the base model's) P(positive) of a plain cell's items, top layers on cached features,
-    kept in the run's scores.json."""
+def plain_scores(shared: Strategy, config: Any, rdir: Path | None, cell: Any) -> np.ndarray:
+    """The run's (None: the base model's) P(positive) of a plain cell's items (top layers on cached features, or
+    the full forward: the strategy's `score`), kept in the run's scores.json."""
     key = "|".join(str(v) for v in (config.experiment.split, cell.task, cell.prompt, cell.get("subset"),
                                         cell.get("ask_with"), int(cell.limit), int(config.data.max_len)))
     ex = cell_examples(config, cell)

@@ -1,6 +1,7 @@
 """Instruction-following retention of a trained monitor (claim C5): the log-likelihood of held-out ShareGPT
-answers, from the cached lower-layer features like every other evaluation, and a few greedy generation checks
-with the full model (a question with a short known answer; passed when the answer contains an expected word)."""
+answers, scored like every other evaluation (from the cached lower-layer features, or the full forward: the
+strategy's `features`), and a few greedy generation checks with the full model (a question with a short known
+answer; passed when the answer contains an expected word)."""
 from __future__ import annotations
 
 import dataclasses
@@ -32,15 +33,15 @@ def if_examples(limit: int) -> list[pipeline.InstructionExample]:
 
 def if_nll(shared: Any, config: Any, upper: Any, examples: Sequence[pipeline.InstructionExample]) -> np.ndarray:
     """Mean NLL per answer token of each conversation's assistant turns (input order, leaving out conversations
-    that do not fit `data.max_len` at all: the same ones for every model), under the upper stack `upper` on the
-    shared lower-layer features (`cells.Shared`)."""
+    that do not fit `data.max_len` at all: the same ones for every model), under `upper` (`shared.upper_with`:
+    the upper stack on the shared lower-layer features, or the whole model; `strategy.py`)."""
     rendered, _ = pipeline.render_examples(shared.model.tokenizer, list(examples), int(config.data.max_len))
     rows = [dataclasses.replace(r, id=str(i)) for i, r in enumerate(rendered)]
     fn = jax.jit(lambda p, b, e: step_lib.if_loss(shared.upper_cfg, p, b, embeddings=e))
     total, count = np.zeros(len(rows)), np.zeros(len(rows))
     buckets = tuple(config.data.get("buckets") or pipeline.DEFAULT_BUCKETS)
     for batch in scoring.sorted_batches(rows, int(config.eval.batch_size), buckets, max_len=int(config.data.max_len)):
-        emb = shared.cache.add_features(batch, shared.frozen)["embeddings"]
+        emb = shared.features(batch)  # None: the full forward
         arrays = {k: batch[k] for k in ("tokens", "positions", "segment_ids", "loss_mask", "is_classification")}
         s, n = fn(upper, arrays, emb)
         real = batch["id"] != ""

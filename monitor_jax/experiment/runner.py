@@ -1,8 +1,15 @@
-"""The experiment runner: an experiment config's arms x seeds trained with cached lower-layer features, the
-checkpoint of each run chosen on validation, every arm scored once on the evaluation cells, under a compute
-budget. Statistics and files are `compare.py` and `write.py`.
+"""The experiment runner: an experiment config's arms x seeds trained, the checkpoint of each run chosen on
+validation, every arm scored once on the evaluation cells, under a compute budget. Statistics and files are
+`compare.py` and `write.py`.
 
-Shared work (one process, one model; `cells.Shared`):
+Any train mode: `strategy.py` picks, from the config, the cached top-k path below (the CPU fast path) or the full
+forward (full, LoRA, top-k without the cache: the loop of `monitor-jax train` on the config's mesh, the chosen
+step kept as an HF dir, cells scored by the whole model split over the mesh). With several JAX processes every
+process runs the same experiment (each reads its data shard as `monitor-jax train` does); decisions that read
+files are process 0's (`distributed.agree`), and only process 0 writes run.json, scores.json and results. The
+runs dir must be one filesystem every host sees, as Orbax's checkpoints need.
+
+Shared work of the cached top-k path (one process, one model; `cells.Shared`):
 - one feature store (`train/feature_store.py`; by default the shared on-disk store under the cache dir, with a
   memory layer) holds the frozen lower stack's activations of every distinct row, so training rows and
   evaluation rows are computed once for all arms, seeds, experiments and processes on that stack;
@@ -28,55 +35,66 @@ from typing import Any, Callable
 
 import numpy as np
 
+from monitor_jax.core import distributed
 from monitor_jax.eval import metrics
-from monitor_jax.experiment import cells, compare, item_scores, preconditions, retention, run, views
-from monitor_jax.model import weights
+from monitor_jax.experiment import cells, compare, item_scores, preconditions, retention, run, strategy, views
 from monitor_jax.train.mode import TrainMode
 
 log = logging.getLogger(__name__)
+
+
+CURVE = "selection_curve.json"
 
 
 class BudgetExhausted(RuntimeError):
     """The next run would exceed `experiment.budget_minutes`."""
 
 
-def train_run(shared: cells.Shared, config: Any, arm: Any, seed: int, progress: bool = True) -> Path:
-    """Trains one (arm, seed) unless its directory already holds a finished run; returns that directory."""
+def train_run(shared: cells.Strategy, config: Any, arm: Any, seed: int, progress: bool = True) -> Path:
+    """Trains one (arm, seed) unless its directory already holds a finished run (an interrupted one resumes from
+    its latest checkpoint); returns that directory. `shared`: the strategy (`strategy.create`)."""
     rdir = cells.run_dir(shared.runs_dir, config, arm, seed)
-    if (rdir / "run.json").exists():
+    if distributed.agree((rdir / "run.json").exists()):
         return rdir
     rc = cells.run_config(config, arm, seed)
     mode = TrainMode.from_config(rc)
     select = cells.selection(config, arm)
     rdir.mkdir(parents=True, exist_ok=True)
-    curve: list[dict] = []
+    curve_file = rdir / "work" / CURVE  # the curve so far, for a run that resumes (removed once run.json is written)
+    main = distributed.is_main()
+    curve = {r["step"]: r for r in json.loads(curve_file.read_text())} if main and curve_file.exists() else {}
 
     def evaluate(params: Any, step: int) -> dict[str, float]:
-        upper = shared.upper_with(mode.split(params, shared.model.cfg)[0])
+        upper = shared.upper_of(params, mode)
         row = {f"auroc/{n}": metrics.auroc(shared.score(rc, upper, ex), np.asarray([e.label for e in ex]))
                for n, ex in select}
-        curve.append({"step": int(step), "minutes": (time.perf_counter() - start) / 60, **row})
+        curve[int(step)] = {"step": int(step), "minutes": (time.perf_counter() - start) / 60, **row}
+        if main:
+            cells.write_json(curve_file, [curve[s] for s in sorted(curve)])
         return row
 
     start = time.perf_counter()
     summary = run.train(rc, rdir / "work", shared.model, evaluate=evaluate, progress=progress,
-                        feature_store=shared.store)
-    chosen = summary.get("best_export") or summary["export"]
-    _, params = weights.load_hf(chosen)
-    cells.save_tree(rdir / "chosen_top.npz", mode.split(params, shared.model.cfg)[0])
-    for sub in ("export", "checkpoints"):  # the chosen top layers are kept; the full copies are not needed
-        shutil.rmtree(rdir / "work" / sub, ignore_errors=True)
-    cells.write_json(rdir / "run.json", {"arm": arm.name, "seed": int(seed), "best_step": summary.get("best_step"),
-                                    "steps_trained": summary.get("steps_trained"),
-                                    "total_steps": summary.get("total_steps"),
-                                    "stopped_early": summary.get("stopped_early"),
-                                    "selection_curve": curve, "train_minutes": (time.perf_counter() - start) / 60,
-                                    "selected_on": [n for n, _ in select],
-                                    "feature_store": shared.store.stats()})  # after this run (process-wide)
+                        **shared.train_kwargs())
+    distributed.barrier("experiment: run trained")  # every process is done with the checkpoints
+    shared.keep(rdir, summary.get("best_export") or summary["export"], mode)
+    if distributed.is_main():
+        for sub in ("export", "checkpoints"):  # the chosen checkpoint is kept; the other copies are not needed
+            shutil.rmtree(rdir / "work" / sub, ignore_errors=True)
+        curve_file.unlink(missing_ok=True)
+        cells.write_json(rdir / "run.json", {"arm": arm.name, "seed": int(seed),
+                                             "best_step": summary.get("best_step"),
+                                             "steps_trained": summary.get("steps_trained"),
+                                             "total_steps": summary.get("total_steps"),
+                                             "stopped_early": summary.get("stopped_early"),
+                                             "selection_curve": [curve[s] for s in sorted(curve)],
+                                             "train_minutes": (time.perf_counter() - start) / 60,
+                                             "selected_on": [n for n, _ in select], **shared.run_facts()})
+    distributed.barrier("experiment: run written")  # the others read run.json and the checkpoint next
     return rdir
 
 
-def retention_of(shared: cells.Shared, config: Any, rdir: Path | None) -> dict:
+def retention_of(shared: cells.Strategy, config: Any, rdir: Path | None) -> dict:
     """{"nll": per held-out IF conversation [N], "checks": [{prompt, answer, passed}]} of a run (None: base),
     cached beside its scores (`experiment.retention`: `if_limit` conversations, `checks` on/off)."""
     r = config.experiment.retention
@@ -91,7 +109,7 @@ def retention_of(shared: cells.Shared, config: Any, rdir: Path | None) -> dict:
                  compute)
 
 
-def cell_scores(shared: cells.Shared, config: Any, rdir: Path | None, cell: Any) -> np.ndarray:
+def cell_scores(shared: cells.Strategy, config: Any, rdir: Path | None, cell: Any) -> np.ndarray:
     """Scores of one cell's items by the run in `rdir` (None: the base model), cached in `rdir`/the base dir;
     a thinking cell's come from `views.thinking_scores` (summary cells: `views.summary_cell`)."""
     if views.view_of(cell).startswith("thinking"):
@@ -146,13 +164,14 @@ def _spent(runs: list[Path]) -> float:
     return sum(json.loads((r / "run.json").read_text())["train_minutes"] for r in runs if (r / "run.json").exists())
 
 
-def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: cells.Shared | None = None,
+def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: cells.Strategy | None = None,
                    progress: bool = True, on_run: Callable[[str, int], None] | None = None) -> dict:
     """Trains every (arm, seed) of `config.experiment` and scores every cell; returns the raw material of the
     results: {"runs": {arm: [run dirs]}, "scores": {cell: {arm: [scores per seed]}}, "labels": {cell: y},
     "ids" / "groups": {cell: item ids / hygiene groups or None}, "seeds": {arm: [seed per run; None: base]},
-    "incomplete": reason or None, "shared": the cells.Shared context, "generation": {cell: {arm: lengths}} of the
-    thinking and summary cells (`views.py`)}. An arm may set its own `seeds`; a cell its `arms` and `view`.
+    "incomplete": reason or None, "shared": the strategy (`strategy.create`), "generation": {cell: {arm:
+    lengths}} of the thinking and summary cells (`views.py`)}. An arm may set its own `seeds`; a cell its `arms`
+    and `view`.
 
     Budget: before a run is trained, the training minutes already spent on this experiment's runs (reused ones
     included: they are its compute) plus the mean of those runs (or nothing before the first) must fit
@@ -162,9 +181,9 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: cells.Sh
 
     e = config.experiment
     if shared is None and config.data.get("task_files"):
-        shared = cells.Shared.create(config, runs_dir)  # registers the task files the checks below resolve
+        shared = strategy.create(config, runs_dir)  # registers the task files the checks below resolve
     validate(config)
-    shared = shared or cells.Shared.create(config, runs_dir)
+    shared = shared or strategy.create(config, runs_dir)
     runs: dict[str, list[Path]] = {a.name: [] for a in e.arms}
     incomplete = None
     done: list[Path] = []
@@ -172,9 +191,9 @@ def run_experiment(config: Any, runs_dir: str | os.PathLike, *, shared: cells.Sh
         if not arm.stages:
             continue
         for seed in arm.get("seeds") or e.seeds:
-            spent = _spent(done)
-            estimate = spent / len(done) if done else 0.0
             finished = (cells.run_dir(shared.runs_dir, config, arm, int(seed)) / "run.json").exists()
+            spent, finished = distributed.agree([_spent(done), finished])  # process 0's files decide
+            estimate = spent / len(done) if done else 0.0
             if not finished and spent + estimate > float(e.budget_minutes):  # a finished run is reused for free
                 incomplete = (f"budget: {spent:.1f} of {float(e.budget_minutes):.0f} training minutes spent; "
                               f"arm {arm.name!r} seed {seed} and later runs skipped")

@@ -1,7 +1,8 @@
 """Evaluation cells scored by generating first (claims C6 and C7), beside the plain cells of `runner.py`.
 
 A cell's `view`:
-- "plain" (default): the arm classifies the input (top layers on cached features, `cells.plain_scores`);
+- "plain" (default): the arm classifies the input (`cells.plain_scores`: top layers on cached features, or the
+  full forward, `strategy.py`);
 - "thinking": the arm reasons for up to `budget` tokens, then its answer slot is scored
   (`eval/protocols/thinking.py`);
 - "thinking_control": the same two-turn conversation with an empty reasoning turn (no generation);
@@ -10,9 +11,10 @@ A cell's `view`:
   arm A the cell gets two pseudo-arms: "A:first_n", the judge on the first N tokens of each input (N = the
   length of A's summary of it, `eval/protocols/summarize.py`), and "full_input", the judge on the whole input.
 
-Generation runs on the whole model (the base lower layers + the run's top layers); the judge scores from the
-shared lower-layer features like every plain cell, which equals its full forward. Reasoning and summaries are
-kept beside the scores in each run's scores.json, so a rerun or another experiment reuses them.
+Generation runs on the whole model (`shared.full_params`: the base lower layers + the run's top layers, or the
+run's whole model); the judge scores like every plain cell (from the shared lower-layer features, which equals its
+full forward, or the full forward itself). Reasoning and summaries are kept beside the scores in each run's
+scores.json, so a rerun or another experiment reuses them.
 """
 from __future__ import annotations
 
@@ -52,7 +54,7 @@ def _key(config: Any, cell: Any, what: str, *extra: Any) -> str:
                                       int(cell.budget), *extra))
 
 
-def thinking_scores(shared: cells.Shared, config: Any, rdir: Path | None, cell: Any) -> dict:
+def thinking_scores(shared: cells.Strategy, config: Any, rdir: Path | None, cell: Any) -> dict:
     """{"ids", "score", "reasoning", "reasoning_tokens", "finish", "mass_outside"} of a thinking/control cell by
     the run in `rdir` (None: the base model), kept in the run's scores.json."""
     control = view_of(cell) == "thinking_control"
@@ -72,7 +74,7 @@ def thinking_scores(shared: cells.Shared, config: Any, rdir: Path | None, cell: 
                         lambda kept: kept["ids"] == ids)
 
 
-def summaries(shared: cells.Shared, config: Any, rdir: Path | None, cell: Any) -> dict:
+def summaries(shared: cells.Strategy, config: Any, rdir: Path | None, cell: Any) -> dict:
     """{"ids", "summary", "tokens", "finish"}: the run's greedy summaries of the cell's inputs (at most
     `cell.budget` tokens), kept in its scores.json."""
     ex = cells.cell_examples(config, cell)
@@ -90,12 +92,12 @@ def summaries(shared: cells.Shared, config: Any, rdir: Path | None, cell: Any) -
                         lambda kept: kept["ids"] == ids)
 
 
-def _judge(shared: cells.Shared, config: Any, upper: Any, ex: list, texts: list[str]) -> list[float]:
+def _judge(shared: cells.Strategy, config: Any, upper: Any, ex: list, texts: list[str]) -> list[float]:
     """The judge's (top layers `upper`) scores of `texts` read in place of each example's input."""
     return shared.score(config, upper, [dataclasses.replace(e, input=t) for e, t in zip(ex, texts)]).tolist()
 
 
-def summary_cell(shared: cells.Shared, config: Any, models: dict[str, list[Path | None]], judge_dir: Path | None,
+def summary_cell(shared: cells.Strategy, config: Any, models: dict[str, list[Path | None]], judge_dir: Path | None,
                  cell: Any) -> tuple[dict[str, list[np.ndarray]], dict[str, dict]]:
     """Scores of a summary cell: per summarizing arm (one array per seed) the judge on its summaries, per
     "arm:first_n" the judge on the length-matched first tokens, and "full_input"; plus per arm the summary
@@ -104,7 +106,7 @@ def summary_cell(shared: cells.Shared, config: Any, models: dict[str, list[Path 
     ids = [e.id for e in ex]
     tok = shared.model.tokenizer
     judge_name = "base" if judge_dir is None else judge_dir.name
-    upper = shared.upper_with(cells.chosen_top(judge_dir))
+    upper = shared.upper_with(shared.load(judge_dir))
     scores: dict[str, list[np.ndarray]] = {}
     lengths: dict[str, dict] = {}
     for arm, dirs in models.items():
@@ -130,7 +132,7 @@ def summary_cell(shared: cells.Shared, config: Any, models: dict[str, list[Path 
     return scores, lengths
 
 
-def generation_stats(shared: cells.Shared, config: Any, models: dict[str, list[Path | None]],
+def generation_stats(shared: cells.Strategy, config: Any, models: dict[str, list[Path | None]],
                      cell: Any) -> dict[str, dict]:
     """Per arm of a thinking cell: mean reasoning tokens and the fraction that hit the budget, per seed."""
     out: dict[str, dict] = {}

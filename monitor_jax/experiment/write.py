@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from monitor_jax.core import distributed
 from monitor_jax.data import hygiene
 from monitor_jax.eval import metrics, tables
 from monitor_jax.experiment import cells, compare, decide, item_scores, views
@@ -301,8 +302,11 @@ def plot(res: dict, path: Path) -> None:
 
 def write(res: dict, out_dir: str | os.PathLike) -> Path:
     """results.json, results.md, auroc.png and the per-item scores (scores.jsonl.gz, from `res["item_scores"]`
-    rows, which results.json only names) into `out_dir`, replaced as a whole."""
+    rows, which results.json only names) into `out_dir`, replaced as a whole; by process 0 only (the others
+    return the path)."""
     out = Path(out_dir)
+    if not distributed.is_main():
+        return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
     items = res.get("item_scores") or {}

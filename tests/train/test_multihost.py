@@ -19,6 +19,7 @@ from monitor_jax.train import data as train_data
 from monitor_jax.train import loop
 from monitor_jax.train.mode import TrainMode
 from multihost import CLI, launch
+from multihost import GlobalBatchOfShards as _GlobalBatchOfShards
 
 CONFIG = "configs/tiny.py"  # 2 steps, global batch 8, checkpoint every step, eval (16 examples) at step 2
 N_PROCESSES = 2
@@ -54,35 +55,6 @@ def _assert_trees_close(a, b, atol: float) -> float:
         assert diff <= atol, f"{jax.tree_util.keystr(path)}: max |diff| {diff} > {atol}"
         worst = max(worst, diff)
     return worst
-
-
-class _GlobalBatchOfShards:
-    """One process's training stream that yields what `n` processes' data shards make together: each step batch
-    is shard 0's rows, then shard 1's, ... (the global batch of an `n`-process run, in process order)."""
-
-    def __init__(self, tokenizer, config, n: int):
-        self.parts = [train_data.StepBatches(tokenizer, config, shard_index=i, shard_count=n) for i in range(n)]
-
-    @property
-    def stage(self) -> int:
-        return self.parts[0].stage
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> dict:
-        batches = [next(p) for p in self.parts]
-        return {k: np.concatenate([b[k] for b in batches], axis=1) for k in batches[0]}
-
-    def get_state(self) -> dict:
-        return {**self.parts[0].get_state(), "parts": [p.get_state() for p in self.parts]}
-
-    def set_state(self, state: dict) -> None:
-        for p, s in zip(self.parts, state["parts"]):
-            p.set_state(s)
-
-    def stats(self) -> dict:
-        return self.parts[0].stats()
 
 
 def test_two_processes_train_like_one_process_on_the_same_global_batch(two_process_run, tmp_path, monkeypatch,
