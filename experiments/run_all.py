@@ -18,7 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def main(names: list[str]) -> int:
     from monitor_jax.core import assets
     from monitor_jax.core import config as config_lib
-    from monitor_jax.experiment import cells, runner, write
+    from monitor_jax.experiment import runner, strategy, write
 
     sys.path.insert(0, str(ROOT / "experiments"))
     import verdict
@@ -29,7 +29,7 @@ def main(names: list[str]) -> int:
     shared = None
     for name, config in zip(names, configs):
         start = time.time()
-        shared = shared or cells.Shared.create(config, assets.cache_dir() / "runs")
+        shared = shared or strategy.create(config, assets.cache_dir() / "runs")
         raw = runner.run_experiment(config, shared.runs_dir, shared=shared)
         res = write.summarize(config, raw, command=f"python experiments/run_all.py {' '.join(names)}",
                               wall_minutes=(time.time() - start) / 60)
