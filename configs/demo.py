@@ -1,22 +1,23 @@
-"""Demo: SmolLM2-135M-Instruct is trained as a monitor on a laptop CPU, and we look at what transfers to domains it
-never saw.
+"""Demo: SmolLM2-135M-Instruct is trained as a harmful-request monitor on a laptop CPU, exported, and we look at
+what transfers to domains it never saw.
 
     monitor-jax demo                                   # = make demo; writes /tmp/monitor-jax-demo/results.md
     monitor-jax train --config=configs/demo.py --workdir=/tmp/monitor-demo   # the training part alone
 
 Training: the top 2 of 30 layers from the shared feature store (`train.mode=top_k_layers`), 960 row-visits in AdamW
-steps of 8 rows, max_len 128 (long articles lose their middle), one length bucket; a mixture of three domains,
-each task with its own question: four BBC topic questions (business, entertainment, politics, tech; 48 items
-each), positive tweet sentiment and two toxicity categories (threat, sexually explicit; 96 balanced items each).
-The checkpoint is chosen on validation AUROC of those seven tasks (every 160 row-visits, 32 items each).
+steps of 8 rows, max_len 128 (long articles lose their middle), one length bucket; three domains, each task with
+its own question: harmful vs benign requests (192 balanced items), jailbreak attempts (96 balanced) and four BBC
+topic questions (business, entertainment, politics, tech; 48 items each). The checkpoint is chosen on
+validation AUROC of those six tasks (every 160 row-visits, 32 items each).
 
 The demo (`experiment` section, one seed, validation split) scores the untrained and the trained model on
-- held-out domains, sources none of whose items or prompts are in training: harmful vs benign requests
-  (HarmBench, Do-Not-Answer, ShareGPT) and jailbreak attempts (in-the-wild jailbreaks vs ShareGPT requests);
-- unseen-prompt probes: a trained task asked with a paraphrased prompt (tweets), and a *different* question
-  about the trained news domain (is the article about sport?: never asked in training),
+- held-out domains, sources none of whose items or prompts are in training: tweet sentiment (negative;
+  positive; 300 items each) and threat toxicity;
+- unseen-prompt probes: the trained harmful-request task asked with a paraphrased prompt, and a *different*
+  question about the trained news domain (is the article about sport?: never asked in training),
 prints base, trained and the paired difference with 95 % bootstrap CIs, exports the trained monitor to
 `OUT/monitor` and ends with the `monitor-jax score` command that asks it the harmful-request question.
+A run: experiments/results/demo/ (negative tweets gain +0.117 [+0.033, +0.214]; the sport question gets worse).
 """
 from __future__ import annotations
 
@@ -44,10 +45,9 @@ def get_config(arg: str | None = None):
         c.eval.limit_per_task = 64  # its arms' own training tasks)
         news = base.task_component("news", ["news/business", "news/entertainment", "news/politics", "news/tech"], 1.0,
                                    limit_per_task=48)
-        tweets = x.balanced("tweets", "tweets/positive", 96)
-        toxic = base.task_component("toxic", ["toxicity/threat", "toxicity/sexually_explicit"], 1.0,
-                                    limit_per_task=96, balance=1.0)
-        c.data.stages = [base.stage(None, news, tweets, toxic)]
+        harm = x.balanced("harm", "requests/harmful", 192)
+        jailbreak = x.balanced("jailbreak", "jailbreak/jailbreak", 96)
+        c.data.stages = [base.stage(None, news, harm, jailbreak)]
         e = c.experiment
         e.name, e.claim = "demo", "demo"
         e.statement = "Training a monitor on some domains helps on held-out domains and unseen prompts."
@@ -56,11 +56,12 @@ def get_config(arg: str | None = None):
         e.split = "validation"
         e.select_limit = 32
         e.budget_rows = None  # optim.total_rows
-        e.cells = [x.cell("requests/harmful", 100, "held-out domain"),
-                   x.cell("jailbreak/jailbreak", 100, "held-out domain"),
-                   x.cell("tweets/positive", 100, "unseen prompt: paraphrase of a trained task", "paraphrase"),
+        e.cells = [x.cell("tweets/negative", 300, "held-out domain"),
+                   x.cell("tweets/positive", 300, "held-out domain"),
+                   x.cell("toxicity/threat", 96, "held-out domain"),
+                   x.cell("requests/harmful", 100, "unseen prompt: paraphrase of a trained task", "paraphrase"),
                    x.cell("news/sports", 100, "unseen prompt: a new question on a trained domain")]
-        e.arms = [x.arm("base", label="untrained"), x.arm("trained", news, tweets, toxic, label="trained")]
+        e.arms = [x.arm("base", label="untrained"), x.arm("trained", news, harm, jailbreak, label="trained")]
         e.comparisons = [x.comparison("diff", f"{cl.task}:{cl.prompt}", a="base", b="trained") for cl in e.cells]
         e.export = ml_collections.ConfigDict({"arm": "trained", "task": "requests/harmful", "prompt": "primary"})
         e.notes = ("One seed on validation items: a demo, not a claim (experiments/ has the claims).",)

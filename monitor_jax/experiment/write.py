@@ -88,7 +88,7 @@ def summarize(config: Any, raw: dict, *, command: str, wall_minutes: float) -> d
         "name": e.name, "claim": e.claim, "statement": e.statement, "split": e.split, "seeds": list(e.seeds),
         "model": config.model.name, "train": {"mode": config.train.mode, "top_k": int(config.train.top_k),
                                               "steps": int(config.optim.total_steps),
-                                              "budget_rows": e.get("budget_rows"),
+                                              "budget_rows": e.get("budget_rows") or config.optim.get("total_rows"),
                                               "batch_size": int(config.data.batch_size),
                                               "max_len": int(config.data.max_len), "lr": float(config.optim.lr)},
         "n_boot": int(e.n_boot), "budget_minutes": float(e.budget_minutes), "train_minutes": raw["minutes"],
