@@ -203,12 +203,22 @@ def run_config(config: Any, arm: Any, seed: int) -> Any:
     return budget.resolve(c)
 
 
+def _plain(value: Any) -> Any:
+    """Config values as plain JSON data, ConfigDicts inside lists (a stage's components) included: never their
+    YAML `str`, whose quoting depends on process-wide YAML state (it changed run keys within one test session)."""
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def run_key(config: Any, selection: list[str], select_limit: int) -> str:
     """A digest of everything that decides a run's result (its training config and how its step is chosen)."""
     keep: dict[str, Any] = {"selection": selection, "select_limit": select_limit}
-    keep.update({k: config[k].to_dict() if hasattr(config[k], "to_dict") else config[k]
-            for k in ("seed", "model", "train", "optim", "loss", "data")})
-    keep["data"]["stages"] = [s.to_dict() for s in config.data.stages]
+    keep.update({k: _plain(config[k]) for k in ("seed", "model", "train", "optim", "loss", "data")})
     keep["eval_every"] = int(config.eval.every)
     for where, key, default in (("train", "feature_store", None), ("train", "feature_store_dir", None),
                                 ("train", "feature_store_dtype", "float32"), ("train", "feature_store_base", None),

@@ -1,5 +1,6 @@
 """The shuffled-label control (DESIGN §5): the same items and prompts with each task's labels permuted among its
-items, seeded; a control arm trains on exactly that and is a different run; arms without it keep their run keys."""
+items, seeded; a control arm trains on exactly that and is a different run; arms without it keep their run keys;
+run keys are plain data."""
 import collections
 
 from monitor_jax.core import config as config_lib
@@ -45,3 +46,18 @@ def test_a_control_is_its_own_run_and_other_runs_keep_their_keys():
         c.experiment.arms = [arm, control]
     keys = {a.name: cells.run_key(cells.run_config(c, a, 0), ["s"], 96) for a in (arm, control)}
     assert keys["mixture"] != keys["mixture_shuffled"]
+
+
+def test_run_keys_do_not_depend_on_process_wide_yaml_state(monkeypatch):
+    """A stage's components once entered the key as their YAML `str`, whose quoting another library could change
+    mid-session (it split one run into two directories in the full suite)."""
+    import yaml
+
+    c = x.get_config()
+    arm = x.mixture_arm()
+    key = cells.run_key(cells.run_config(c, arm, 0), ["s"], 96)
+    quoted = dict(yaml.Dumper.yaml_representers)
+    quoted[str] = lambda dumper, s: dumper.represent_scalar("tag:yaml.org,2002:str", s, style='"')
+    monkeypatch.setattr(yaml.Dumper, "yaml_representers", quoted)
+    assert '"primary"' in str(arm.stages[0].components[0])  # the YAML state did change
+    assert cells.run_key(cells.run_config(c, arm, 0), ["s"], 96) == key
