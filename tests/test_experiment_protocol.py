@@ -156,7 +156,7 @@ def test_a_committed_precondition_is_read_from_another_experiments_results(tmp_p
         {"split": "test", "comparisons": [{**diff, "ci": {"estimate": 0.1, "low": -0.01, "high": 0.2}}]}))
     cmp, (rec,), verdict = decide.verdicts(None, [claim], [spec], cells, est, dists, None)
     assert rec["passed"] is False and verdict == "not testable" and cmp[0]["blocked_by"] == ["gap"]
-    (stored,) = preconditions.evaluate(None, [rec], {}, {}, {})  # recomputing stored results keeps the record
+    (stored,) = preconditions.evaluate(None, [rec], {}, {}, {})  # recomputing reads the committed file again
     assert stored["ci"] == rec["ci"] and stored["passed"] is False
     (missing,) = preconditions.evaluate(object(), [{**spec, "b": "other"}], {}, {}, {})
     assert missing["passed"] is None and "has no diff" in missing["note"]

@@ -89,7 +89,7 @@ def committed(spec: Mapping[str, Any]) -> dict:
                      f"{spec['cell']}")
 
 
-FROM_CONFIG = ("label_agreement", "exposure_ratio", "committed")  # from the registry / the arms' stages / a file
+FROM_CONFIG = ("label_agreement", "exposure_ratio")  # evaluated from the task registry / the arms' stages
 
 
 def evaluate(config: Any | None, specs: Sequence[Mapping[str, Any]], cells: Mapping[str, dict],
@@ -101,7 +101,7 @@ def evaluate(config: Any | None, specs: Sequence[Mapping[str, Any]], cells: Mapp
     out = []
     for spec in specs:
         kind, cell = spec["kind"], spec.get("cell")
-        keep = config is None and kind in FROM_CONFIG and not (kind == "committed" and spec.get("ci") is None)
+        keep = config is None and kind in FROM_CONFIG
         rec: dict = {**dict(spec), "note": spec.get("note", "")} if keep else \
             {**dict(spec), "value": None, "ci": None, "note": ""}
         try:

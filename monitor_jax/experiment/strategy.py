@@ -47,7 +47,6 @@ class FullForward:
     upper_cfg: transformer.ModelConfig  # the model's inference config in the compute dtype
     mesh: Mesh | None  # rows split over its data axes (None: one device)
     runs_dir: Path
-    n_lower: int = 0
     _loaded: tuple[Path, Any] | None = dataclasses.field(default=None, repr=False)
 
     @classmethod
