@@ -22,6 +22,7 @@ from monitor_jax.eval import scoring
 from monitor_jax.model import registry, transformer, weights
 from monitor_jax.train import budget
 from monitor_jax.train import data as train_data
+from monitor_jax.train import step as step_lib
 from monitor_jax.train import features
 
 
@@ -91,8 +92,8 @@ class Shared:
         frozen = jax.device_put({k: v for k, v in lower.items() if k != "final_norm"}, rep)
         cache = features.FeatureCache(config, model.cfg, mesh, jax.tree_util.tree_map(lambda _: rep, frozen))
         store = cache.open(frozen)
-        upper_cfg = scoring.inference_config(model.cfg).replace(n_layers=model.cfg.n_layers - n_lower,
-                                                                 dtype=config.model.dtype)
+        upper_cfg = scoring.inference_config(step_lib.compute_config(config, model.cfg)).replace(
+            n_layers=model.cfg.n_layers - n_lower)
         return cls(model, n_lower, upper_cfg, frozen, jax.device_put(upper), store, cache, Path(runs_dir))
 
     def score(self, config: Any, upper: Any, examples: list, progress: bool = False) -> np.ndarray:
@@ -141,8 +142,10 @@ class Shared:
         return {"feature_store": self.store.stats()}  # after this run (process-wide)
 
     def base_dir(self, config: Any) -> Path:
-        """Where the base model's scores are kept."""
-        return self.runs_dir / f"base-{config.model.name.replace('/', '_')}"
+        """Where the base model's scores are kept (named by the precision where it is not plain float32)."""
+        precision = self.upper_cfg.precision
+        tag = "" if precision == "float32" else "-" + precision.replace("/", "-")
+        return self.runs_dir / f"base-{config.model.name.replace('/', '_')}{tag}"
 
 
 def buckets(config: Any) -> tuple[int, ...]:
@@ -225,6 +228,8 @@ def run_key(config: Any, selection: list[str], select_limit: int) -> str:
                                 ("optim", "total_rows", None)):
         if default is None or keep[where].get(key) == default:  # where features live is not the run's result
             keep[where].pop(key, None)  # (and defaults keep the keys of runs made before these keys existed)
+    if keep["model"].get("matmul_dtype") is None:  # the default: keys of runs made before the key existed
+        keep["model"].pop("matmul_dtype", None)
     if int(config.eval.get("patience") or 0):
         keep["eval_patience"] = int(config.eval.patience)
     return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:10]

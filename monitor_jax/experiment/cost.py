@@ -90,8 +90,9 @@ def probe_lengths(config: Any) -> tuple[int, int]:
 
 
 def _key(config: Any, cfg: transformer.ModelConfig) -> str:
+    precision = step_lib.compute_config(config, cfg).precision
     text = json.dumps([machine(), str(config.model.name), cfg.n_layers, cfg.d_model, int(config.train.top_k),
-                       str(config.model.dtype), int(config.data.batch_size), probe_lengths(config), jax.__version__])
+                       precision, int(config.data.batch_size), probe_lengths(config), jax.__version__])
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -147,13 +148,14 @@ def stored_layers(config: Any, model: Any) -> Any:
         return lambda key: 0
     n_lower = features.n_lower_layers(config, model.cfg)
     frozen = {k: v for k, v in transformer.split_params(model.params, n_lower)[0].items() if k != "final_norm"}
-    dtype = step_lib.compute_config(config, model.cfg).dtype
+    compute = step_lib.compute_config(config, model.cfg)
     stacks = [(n_lower, frozen)]
     if config.train.get("feature_store_base") is not None:
         nb = int(config.train.feature_store_base)
         stacks.append((nb, features.layer_slice(frozen, 0, nb)))
     stores = [(n, feature_store.shared_stack_store(config, model_name=str(config.model.name), frozen=f, n_lower=n,
-                                                   compute_dtype=dtype)) for n, f in stacks]
+                                                   compute_dtype=compute.dtype, precision=compute.precision))
+              for n, f in stacks]
     return lambda key: next((n for n, store in stores if key in store), 0)
 
 

@@ -18,6 +18,7 @@ from monitor_jax.eval import metrics, scoring
 from monitor_jax.eval.protocols import thinking
 from monitor_jax.model import registry
 from monitor_jax.train import data as train_data
+from monitor_jax.train import step as step_lib
 from monitor_jax.train import loop
 
 
@@ -34,7 +35,7 @@ def make_evaluate(config: Any, model: Any, mesh: Any = None) -> Callable[[Any, i
                                    seed=int(config.seed))
     if not examples:
         raise ValueError(f"config.eval.tasks {names}: no {config.eval.split!r} examples")
-    cfg = model.cfg.replace(dtype=config.model.dtype, remat="none")
+    cfg = step_lib.compute_config(config, model.cfg).replace(remat="none")
     buckets = tuple(config.data.get("buckets") or pipeline.DEFAULT_BUCKETS)
 
     def evaluate(params, step: int) -> dict[str, float]:

@@ -29,6 +29,7 @@ from monitor_jax.eval import scoring
 from monitor_jax.experiment import cells
 from monitor_jax.model import registry, transformer
 from monitor_jax.train import data as train_data
+from monitor_jax.train import step as step_lib
 from monitor_jax.train.mode import TrainMode
 
 
@@ -56,7 +57,7 @@ class FullForward:
         model = registry.load(config.model.name)
         train_data.register_task_files(config, model.tokenizer)
         mesh = sharding.make_mesh(config.mesh.shape) if jax.device_count() > 1 else None
-        cfg = scoring.inference_config(model.cfg).replace(dtype=config.model.dtype)
+        cfg = scoring.inference_config(step_lib.compute_config(config, model.cfg))
         return cls(model, cfg, mesh, Path(runs_dir))
 
     def score(self, config: Any, params: Any, examples: list, progress: bool = False) -> np.ndarray:
@@ -107,4 +108,5 @@ class FullForward:
 
     def base_dir(self, config: Any) -> Path:
         """The base model's scores, apart from the cached path's (another scorer, maybe another dtype)."""
-        return self.runs_dir / f"base-{config.model.name.replace('/', '_')}-forward-{config.model.dtype}"
+        precision = self.upper_cfg.precision.replace("/", "-")
+        return self.runs_dir / f"base-{config.model.name.replace('/', '_')}-forward-{precision}"

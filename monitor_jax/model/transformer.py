@@ -48,6 +48,9 @@ class ModelConfig:
     rope_llama3_scaling: tuple[float, float, float, int] | None = None
     family: str = "llama"
     dtype: str = "float32"  # compute dtype
+    # Operand dtype of the matmuls (None: `dtype`). "bfloat16" under a float32 `dtype`: bf16 operands, float32
+    # products and activations, which XLA:CPU runs on AMX where the CPU has it (bench/notes.md).
+    matmul_dtype: str | None = None
     param_dtype: str = "float32"
     remat: str = "full"  # "none" | "full" | "dots" (save matmul outputs)
 
@@ -62,6 +65,15 @@ class ModelConfig:
     def replace(self, **kw: Any) -> "ModelConfig":
         return dataclasses.replace(self, **kw)
 
+    @property
+    def precision(self) -> str:
+        """The compute dtype, with the matmul operand dtype where it differs ("float32/bfloat16-matmul"): what
+        names computed activations (feature store, cached base scores)."""
+        name = jnp.dtype(self.dtype).name
+        if self.matmul_dtype is None or jnp.dtype(self.matmul_dtype) == jnp.dtype(self.dtype):
+            return name
+        return f"{name}/{jnp.dtype(self.matmul_dtype).name}-matmul"
+
 
 def _dense_init(std: float = 0.02):
     return nn.initializers.normal(stddev=std)
@@ -69,6 +81,19 @@ def _dense_init(std: float = 0.02):
 
 def _param_dtype(cfg: ModelConfig):
     return jnp.dtype(cfg.param_dtype)
+
+
+def _matmul_dtype(cfg: ModelConfig):
+    return None if cfg.matmul_dtype is None else jnp.dtype(cfg.matmul_dtype)
+
+
+def matmul(a: Array, b: Array, out_dtype: Any, operand_dtype: Any = None) -> Array:
+    """a @ b in `out_dtype`; with an `operand_dtype` other than `out_dtype`, the operands are cast to it and the
+    product accumulates in float32 before the cast to `out_dtype`."""
+    if operand_dtype is None or jnp.dtype(operand_dtype) == jnp.dtype(out_dtype):
+        return jnp.matmul(a.astype(out_dtype), b.astype(out_dtype))
+    return jnp.matmul(a.astype(operand_dtype), b.astype(operand_dtype),
+                      preferred_element_type=jnp.float32).astype(out_dtype)
 
 
 class RMSNorm(nn.Module):
@@ -132,6 +157,7 @@ class Proj(nn.Module):
     use_bias: bool = False
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+    matmul_dtype: Any = None  # operand dtype of the matmul (None: dtype)
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -140,7 +166,7 @@ class Proj(nn.Module):
                             (*in_shape, *self.features), self.param_dtype)
         lead = x.shape[: x.ndim - self.n_in]
         n_in, n_out = math.prod(in_shape), math.prod(self.features)
-        y = jnp.matmul(x.astype(self.dtype).reshape(-1, n_in), kernel.astype(self.dtype).reshape(n_in, n_out))
+        y = matmul(x.reshape(-1, n_in), kernel.reshape(n_in, n_out), self.dtype, self.matmul_dtype)
         if self.use_bias:
             bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, self.axes[self.n_in:]),
                               self.features, self.param_dtype)
@@ -158,7 +184,7 @@ class Attention(nn.Module):
     def _proj(self, features, axes, use_bias, name):
         cfg = self.cfg
         return Proj(features, ("embed",) + axes, use_bias=use_bias, dtype=jnp.dtype(cfg.dtype),
-                    param_dtype=_param_dtype(cfg), name=name)
+                    param_dtype=_param_dtype(cfg), matmul_dtype=_matmul_dtype(cfg), name=name)
 
     @nn.compact
     def __call__(self, x: Array, positions: Array, attn: dict[str, Array], kv: Cache | None):
@@ -190,48 +216,51 @@ class Attention(nn.Module):
             else:
                 k, v, causal = k_all.astype(dt), v_all.astype(dt), False
 
-        out = blocked_attention(q, k, v, attn["mask"], causal=causal)
+        out = blocked_attention(q, k, v, attn["mask"], causal=causal, matmul_dtype=_matmul_dtype(cfg))
         out = nn.with_logical_constraint(out, ("batch", "length", "heads", "head_dim"))
         out = Proj((cfg.d_model,), ("heads", "head_dim", "embed"), n_in=2, dtype=dt, param_dtype=_param_dtype(cfg),
-                   name="o")(out)
+                   matmul_dtype=_matmul_dtype(cfg), name="o")(out)
         return out, new_kv
 
 
 ATTENTION_BLOCK = 128  # query rows per block (bench: 2.7x faster than unblocked at T=256, 3.4x at T=1024 on CPU)
 
 
-def attention_core(q: Array, k: Array, v: Array, mask: Array) -> Array:
+def attention_core(q: Array, k: Array, v: Array, mask: Array, matmul_dtype: Any = None) -> Array:
     """Softmax attention, GQA. q [B, T, H, hd]; k, v [B, S, KV, hd]; mask [B, T, S] bool -> [B, T, H, hd].
 
     Head-major batched matmuls (the G query heads of a KV head stacked along rows, contraction last), scores and
-    softmax in fp32.
+    softmax in fp32; `matmul_dtype`: the operand dtype of both matmuls (None: q's and v's own).
     """
     b, t, h, d = q.shape
     kv = k.shape[2]
     g = h // kv
     qh = q.reshape(b, t, kv, g, d).transpose(0, 2, 3, 1, 4).reshape(b, kv, g * t, d)
     kh, vh = k.transpose(0, 2, 3, 1), v.transpose(0, 2, 1, 3)  # [B, KV, hd, S], [B, KV, S, hd]
+    if matmul_dtype is not None:
+        qh, kh = qh.astype(matmul_dtype), kh.astype(matmul_dtype)
     scores = jnp.matmul(qh, kh, preferred_element_type=jnp.float32).reshape(b, kv, g, t, -1) / math.sqrt(d)
     scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype).reshape(b, kv, g * t, -1)
-    out = jnp.matmul(probs, vh)  # [B, KV, G*T, hd]
+    out = matmul(probs, vh, v.dtype, matmul_dtype)  # [B, KV, G*T, hd]
     return out.reshape(b, kv, g, t, d).transpose(0, 3, 1, 2, 4).reshape(b, t, h, d)
 
 
 def blocked_attention(q: Array, k: Array, v: Array, mask: Array, *, causal: bool,
-                      block: int | None = None) -> Array:
+                      block: int | None = None, matmul_dtype: Any = None) -> Array:
     """`attention_core` over query blocks of `block` rows (static slices: bounded fp32 score memory). With
     `causal` (query slot i only sees key slots <= i, and queries/keys share slots), block j skips the keys after
     its last row: about half the work of full attention on long rows. `block` defaults to ATTENTION_BLOCK."""
     block = block or ATTENTION_BLOCK
     t = q.shape[1]
     if t <= block:
-        return attention_core(q, k, v, mask)
+        return attention_core(q, k, v, mask, matmul_dtype)
     outs = []
     for start in range(0, t, block):
         end = min(start + block, t)
         stop = end if causal else k.shape[1]
-        outs.append(attention_core(q[:, start:end], k[:, :stop], v[:, :stop], mask[:, start:end, :stop]))
+        outs.append(attention_core(q[:, start:end], k[:, :stop], v[:, :stop], mask[:, start:end, :stop],
+                                   matmul_dtype))
     return jnp.concatenate(outs, axis=1)
 
 
@@ -243,7 +272,7 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x: Array) -> Array:
         cfg = self.cfg
-        dense = dict(dtype=jnp.dtype(cfg.dtype), param_dtype=_param_dtype(cfg))
+        dense = dict(dtype=jnp.dtype(cfg.dtype), param_dtype=_param_dtype(cfg), matmul_dtype=_matmul_dtype(cfg))
         gate = Proj((cfg.d_ff,), ("embed", "mlp"), name="gate", **dense)(x)
         up = Proj((cfg.d_ff,), ("embed", "mlp"), name="up", **dense)(x)
         h = nn.with_logical_constraint(nn.silu(gate) * up, ("batch", "length", "mlp"))

@@ -243,17 +243,19 @@ def store_root(config: Any) -> Path:
     return Path(where) if where else assets.cache_dir() / "features"
 
 
-def shared_stack_store(config: Any, *, model_name: str, frozen: Any, n_lower: int, compute_dtype: Any) -> SharedStore:
-    """The shared store's folder for this frozen stack (what `open_store` opens for "shared")."""
+def shared_stack_store(config: Any, *, model_name: str, frozen: Any, n_lower: int, compute_dtype: Any,
+                       precision: str | None = None) -> SharedStore:
+    """The shared store's folder for this frozen stack (what `open_store` opens for "shared"); `precision`
+    (`ModelConfig.precision`, default the compute dtype's name) names the computation in the stack id."""
     dtype = str(config.train.get("feature_store_dtype") or "float32")
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"config.train.feature_store_dtype must be one of {STORAGE_DTYPES}, got {dtype!r}")
-    sid = stack_id(model_name, frozen, n_lower, np.dtype(compute_dtype).name, dtype)
+    sid = stack_id(model_name, frozen, n_lower, precision or np.dtype(compute_dtype).name, dtype)
     return SharedStore(store_root(config) / sid, dtype)
 
 
 def open_store(config: Any, *, model_name: str, frozen: Any, n_lower: int, d: int, compute_dtype: Any,
-               workdir: str | os.PathLike | None = None) -> Any:
+               workdir: str | os.PathLike | None = None, precision: str | None = None) -> Any:
     """The store `config.train.feature_store` names for this frozen stack (`frozen`: its params)."""
     kind = config.train.get("feature_store", "shared")
     if kind not in STORES:
@@ -266,6 +268,6 @@ def open_store(config: Any, *, model_name: str, frozen: Any, n_lower: int, d: in
         path = Path(workdir) / "features" / f"lower{n_lower}.p{jax.process_index()}.bin"
         return WorkdirStore(path, d, compute_dtype)
     disk = shared_stack_store(config, model_name=model_name, frozen=frozen, n_lower=n_lower,
-                              compute_dtype=compute_dtype)
+                              compute_dtype=compute_dtype, precision=precision)
     log.info("feature store %s: %d rows, %.1f MB", disk.root, len(disk), disk.nbytes / 2**20)
     return Layered(disk)

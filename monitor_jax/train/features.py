@@ -123,11 +123,13 @@ class FeatureCache:
         if self.store is None:
             self.store = feature_store.open_store(self.config, model_name=str(self.config.model.name),
                                                   frozen=frozen, n_lower=self.n_lower, d=self.d,
-                                                  compute_dtype=self.dtype, workdir=self.workdir)
+                                                  compute_dtype=self.dtype, workdir=self.workdir,
+                                                  precision=self.cfg.precision)
         if self.n_base is not None and self.base_store is None:
             self.base_store = feature_store.open_store(self.config, model_name=str(self.config.model.name),
                                                        frozen=layer_slice(frozen, 0, self.n_base),
-                                                       n_lower=self.n_base, d=self.d, compute_dtype=self.dtype)
+                                                       n_lower=self.n_base, d=self.d, compute_dtype=self.dtype,
+                                                       precision=self.cfg.precision)
         return self.store
 
     def stats(self) -> dict[str, float]:

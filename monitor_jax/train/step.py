@@ -39,11 +39,11 @@ _TERMS = ("num", "den", "n_examples", "n_tokens", "n_cls", "n_correct", "cls_num
 
 def _compute_fields(config: Any) -> dict[str, Any]:
     m = config.get("model", None)
-    return {} if m is None else {k: m.get(k) for k in ("dtype", "remat") if m.get(k, None) is not None}
+    return {} if m is None else {k: m.get(k) for k in ("dtype", "matmul_dtype", "remat") if m.get(k, None) is not None}
 
 
 def compute_config(config: Any, model_cfg: transformer.ModelConfig) -> transformer.ModelConfig:
-    """`model_cfg` with the compute dtype and remat policy of `config.model` (when set)."""
+    """`model_cfg` with the compute dtype, matmul operand dtype and remat policy of `config.model` (when set)."""
     kw = _compute_fields(config)
     return model_cfg.replace(**kw) if kw else model_cfg
 
