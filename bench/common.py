@@ -13,11 +13,29 @@ from typing import Callable
 import numpy as np
 
 
+SIMD_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # what decides our ratios
+
+
 def machine() -> str:
-    """CPU model, core count and architecture (the line every bench result starts with)."""
+    """CPU model, core count, architecture and the SIMD/AMX flags it has (the line every bench result starts
+    with)."""
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     model = next((ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), "?")
-    return f"{model}, {os.cpu_count()} cores, {platform.machine()}"
+    flags = set(next((ln.split(":", 1)[1].split() for ln in lscpu.splitlines() if ln.startswith("Flags")), []))
+    has = [f for f in SIMD_FLAGS if f in flags]
+    return f"{model}, {os.cpu_count()} cores, {platform.machine()}, flags: {' '.join(has) or 'none of ' + str(SIMD_FLAGS)}"
+
+
+def torch_precision(matmul_dtype: str | None):
+    """The PyTorch side's context for a matmul dtype: nothing for fp32, CPU autocast for bf16 (fp32 weights,
+    bf16 matmul operands: the same mixed precision as our `model.matmul_dtype`)."""
+    import contextlib
+
+    import torch
+
+    if matmul_dtype in (None, "float32"):
+        return contextlib.nullcontext()
+    return torch.autocast("cpu", dtype=getattr(torch, matmul_dtype))
 
 
 def wait_quiet(max_load: float, wait_s: float) -> float:

@@ -3,13 +3,17 @@
 Rows: the depth pilot's length mix (configs/pilot_depth.py): --rows_per_task validation rows of each of
 agentdojo/unrequested, agent/sabotage and requests/harmful, rendered at max_len 1024, sorted by length, batches of 8.
   ours   `train.features.lower_forward` (the FeatureCache's jitted program) on each batch padded to our bucket
-         (128, 256, 512, 768, 1024), fp32
+         (128, 256, 512, 768, 1024)
   torch  transformers' LlamaModel cut to the same lower layers (final norm removed), each batch right-padded to
-         its longest row (dynamic padding), fp32, inference mode
-Both count real tokens only; medians of --repeats passes over all batches after one warm-up pass. Also the max
-|difference| of the features at real positions (a parity check of the bench itself).
+         its longest row (dynamic padding), inference mode
+Each precision in --precisions is one pair: float32 (both sides fp32), bfloat16 (ours `model.matmul_dtype=
+"bfloat16"`: bf16 matmul operands, fp32 products and activations; PyTorch under CPU autocast to bf16, fp32
+weights). Both count real tokens only; medians of --repeats passes over all batches after one warm-up pass. Also
+the max |difference| of the features at real positions: ours vs PyTorch (a parity check of the bench itself) and
+ours bf16 vs ours fp32 (what bf16 costs in accuracy, relative to the features' largest value).
 
-    python bench/features.py [--n_lower=28] [--rows_per_task=16] [--repeats=3] [--out=bench/results/features.md]
+    python bench/features.py [--n_lower=28] [--rows_per_task=16] [--repeats=3] [--precisions=float32,bfloat16]
+        [--out=bench/results/features.md]
 """
 from __future__ import annotations
 
@@ -49,14 +53,14 @@ def batches(rs: list[np.ndarray], width_of) -> list[tuple[np.ndarray, np.ndarray
     return out
 
 
-def ours(model, n_lower: int, bs: list) -> tuple[callable, list]:
+def ours(model, n_lower: int, bs: list, matmul_dtype: str | None = None) -> tuple[callable, list]:
     import jax
     import jax.numpy as jnp
 
     from monitor_jax.model import transformer
     from monitor_jax.train import features
 
-    cfg = model.cfg.replace(n_layers=n_lower, remat="none")
+    cfg = model.cfg.replace(n_layers=n_lower, remat="none", matmul_dtype=matmul_dtype)
     frozen = jax.device_put({k: v for k, v in transformer.split_params(model.params, n_lower)[0].items()
                              if k != "final_norm"})
     fn = jax.jit(lambda f, t, p, s: features.lower_forward(cfg, f, t, p, s))
@@ -65,20 +69,34 @@ def ours(model, n_lower: int, bs: list) -> tuple[callable, list]:
     return (lambda: [jax.block_until_ready(fn(frozen, *d)) for d in dev]), dev
 
 
-def torch_side(n_lower: int, bs: list):
+def torch_side(model, bs: list, matmul_dtype: str | None = None):
+    import torch
+
+    inputs = [(torch.from_numpy(t).long(), torch.from_numpy(s).long(),
+               torch.arange(t.shape[1]).expand(t.shape[0], -1)) for t, s in bs]
+
+    def run():
+        with torch.inference_mode(), common.torch_precision(matmul_dtype):
+            return [model(input_ids=t, attention_mask=m, position_ids=p).last_hidden_state.float()
+                    for t, m, p in inputs]
+
+    return run
+
+
+def torch_lower(n_lower: int):
+    """transformers' SmolLM2 cut to its lower `n_lower` layers, final norm removed."""
     import torch
 
     model = common.load_torch_smollm2().model.eval()
     model.layers = model.layers[:n_lower]
     model.norm = torch.nn.Identity()
-    inputs = [(torch.from_numpy(t).long(), torch.from_numpy(s).long(),
-               torch.arange(t.shape[1]).expand(t.shape[0], -1)) for t, s in bs]
+    return model
 
-    def run():
-        with torch.inference_mode():
-            return [model(input_ids=t, attention_mask=m, position_ids=p).last_hidden_state for t, m, p in inputs]
 
-    return run
+def max_diff(a: list, b: list, bs: list) -> float:
+    """Max |a - b| at real positions over batches (a may be padded wider than b)."""
+    return max(float(np.abs(np.asarray(x)[:, :y.shape[1]][s > 0] - np.asarray(y)[s > 0]).max())
+               for x, y, (_, s) in zip(a, b, bs))
 
 
 def main() -> None:
@@ -86,6 +104,7 @@ def main() -> None:
     ap.add_argument("--n_lower", type=int, default=28)
     ap.add_argument("--rows_per_task", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--precisions", default="float32,bfloat16")
     ap.add_argument("--max_load", type=float, default=1.5)
     ap.add_argument("--wait", type=float, default=1800)
     ap.add_argument("--out", default="bench/results/features.md")
@@ -100,27 +119,37 @@ def main() -> None:
     our_b = batches(rs, lambda n: BUCKETS[pipeline.bucket_of(n, BUCKETS)])
     torch_b = batches(rs, lambda n: n)
     load0 = common.wait_quiet(args.max_load, args.wait)
-    run_ours, _ = ours(model, args.n_lower, our_b)
-    got_ours = [np.asarray(h) for h in run_ours()]  # compiles every bucket
-    t_ours, ts_ours = common.median_time(run_ours, args.repeats)
-    run_torch = torch_side(args.n_lower, torch_b)
-    got_torch = [h.numpy() for h in run_torch()]
-    t_torch, ts_torch = common.median_time(run_torch, args.repeats)
-    diff = max(float(np.abs(a[:, :b.shape[1]][s > 0] - b[s > 0]).max())
-               for a, b, (_, s) in zip(got_ours, got_torch, torch_b))
+    tmodel = torch_lower(args.n_lower)
+    table, notes, got = [], [], {}
+    for precision in args.precisions.split(","):
+        mm = None if precision == "float32" else precision
+        run_ours, _ = ours(model, args.n_lower, our_b, mm)
+        got_ours = [np.asarray(h) for h in run_ours()]  # compiles every bucket
+        t_ours, ts_ours = common.median_time(run_ours, args.repeats)
+        run_torch = torch_side(tmodel, torch_b, mm)
+        got_torch = [h.numpy() for h in run_torch()]
+        t_torch, ts_torch = common.median_time(run_torch, args.repeats)
+        got[precision] = got_ours
+        table += [f"| ours, {precision} (jit, buckets) | {n_tok / t_ours:.0f} | {t_ours:.2f} | "
+                  f"{', '.join(f'{t:.2f}' for t in ts_ours)} | **{t_torch / t_ours:.2f}x** | ≥ 1.1x |",
+                  f"| PyTorch, {precision} (dynamic padding) | {n_tok / t_torch:.0f} | {t_torch:.2f} | "
+                  f"{', '.join(f'{t:.2f}' for t in ts_torch)} | 1.00x | |"]
+        notes.append(f"{precision}: max |ours − PyTorch| at real positions {max_diff(got_ours, got_torch, torch_b):.2e}.")
+    if "float32" in got:
+        scale = max(float(np.abs(np.asarray(h)[s > 0]).max()) for h, (_, s) in zip(got["float32"], our_b))
+        for precision in (p for p in got if p != "float32"):
+            d = max_diff(got[precision], got["float32"], our_b)
+            notes.append(f"ours {precision} vs ours float32: max |difference| {d:.3g} ({d / scale:.2%} of the "
+                         f"largest fp32 feature, {scale:.3g}).")
     padded_ours = sum(t.size for t, _ in our_b)
-    lines = [f"# Feature pass: the lower {args.n_lower} layers of SmolLM2-135M-Instruct, fp32, ours vs PyTorch", "",
+    lines = [f"# Feature pass: the lower {args.n_lower} layers of SmolLM2-135M-Instruct, ours vs PyTorch", "",
              f"Command: `python {' '.join(sys.argv)}`  ", f"Machine: {common.machine()}; load {load0:.2f} -> "
              f"{os.getloadavg()[0]:.2f}; took {time.time() - start:.0f} s.  ",
              f"Rows: {len(rs)} ({args.rows_per_task} validation rows each of {', '.join(TASKS)}), {n_tok} real tokens, "
              f"sorted, batches of {BATCH}; ours padded to buckets {BUCKETS} ({padded_ours} slots), PyTorch to each "
              f"batch's longest row.", "",
              "| side | real tok/s | pass s (median) | passes | vs PyTorch | target |", "|---|---|---|---|---|---|",
-             f"| ours (jit, buckets) | {n_tok / t_ours:.0f} | {t_ours:.2f} | {', '.join(f'{t:.2f}' for t in ts_ours)} | "
-             f"**{t_torch / t_ours:.2f}x** | ≥ 1.1x |",
-             f"| PyTorch (dynamic padding) | {n_tok / t_torch:.0f} | {t_torch:.2f} | "
-             f"{', '.join(f'{t:.2f}' for t in ts_torch)} | 1.00x | |", "",
-             f"Max |ours − PyTorch| at real positions: {diff:.2e}.", ""]
+             *table, "", *notes, ""]
     text = "\n".join(lines)
     print(text)
     common.write_result(args.out, text)

@@ -12,6 +12,10 @@ Parts (each prints its numbers and goes into the markdown report):
           (`scoring.score_examples` on one template); both from text, rendering included
 
     python bench/scoring.py [--parts=fixed,head,remat,mix,policies] [--repeats=5] [--out=bench/results/scoring.md]
+    python bench/scoring.py --matmul_dtype=bfloat16 --parts=fixed,mix --out=bench/results/scoring_bf16.md
+
+--matmul_dtype=bfloat16: ours with `model.matmul_dtype="bfloat16"` (bf16 matmul operands, fp32 products), PyTorch
+under CPU autocast to bf16 (fp32 weights): the same mixed precision on both sides.
 
 Tokens/s counts prompt tokens (padding excluded). PyTorch batches are left-padded with explicit position ids so
 `logits_to_keep=1` reads each row's last prompt token. Run it on a quiet machine: it waits (up to --wait s) for
@@ -39,6 +43,7 @@ from common import machine, median_time, wait_quiet
 
 MAX_LEN = 2048
 BATCH = 8
+PRECISION = {"matmul_dtype": None}  # the run's --matmul_dtype, read by torch_logp
 
 
 def torch_logp(model, rows: list[np.ndarray], label_ids: np.ndarray, pad_id: int) -> np.ndarray:
@@ -52,7 +57,7 @@ def torch_logp(model, rows: list[np.ndarray], label_ids: np.ndarray, pad_id: int
         ids[i, width - len(r):] = r
         mask[i, width - len(r):] = 1
     pos = np.maximum(mask.cumsum(-1) - 1, 0)
-    with torch.inference_mode():
+    with torch.inference_mode(), common.torch_precision(PRECISION["matmul_dtype"]):
         out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
                     position_ids=torch.from_numpy(pos), logits_to_keep=1).logits[:, -1].float()
         logp = torch.log_softmax(out, dim=-1).numpy()
@@ -230,6 +235,7 @@ def main() -> None:
     ap.add_argument("--n_examples", type=int, default=256)
     ap.add_argument("--news_inputs", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--matmul_dtype", default=None, help="bfloat16: mixed precision on both sides")
     ap.add_argument("--max_load", type=float, default=1.5)
     ap.add_argument("--wait", type=float, default=1800)
     ap.add_argument("--out", default="bench/results/scoring.md")
@@ -238,6 +244,9 @@ def main() -> None:
     start = time.time()
     m = registry.load("smollm2-135m")
     m.params = jax.device_put(m.params)  # loaded as numpy; the scoring entry points do this themselves
+    m.cfg = m.cfg.replace(matmul_dtype=args.matmul_dtype)
+    PRECISION["matmul_dtype"] = args.matmul_dtype
+    precision = m.cfg.precision
     tmodel = common.load_torch_smollm2().eval() if {"fixed", "mix"} & set(parts) else None
     rows = suite_rows(m.tokenizer, args.n_examples, args.seed)
     rep = Report()
@@ -261,7 +270,8 @@ def main() -> None:
             raise ValueError(f"unknown part {part!r}")
         loads.append(f"{part}: {before:.2f} -> {os.getloadavg()[0]:.2f}")
     head = [
-        "# Scoring speed: JAX (ours) vs PyTorch 2.13 + transformers 5.24, SmolLM2-135M-Instruct fp32",
+        f"# Scoring speed: JAX (ours) vs PyTorch 2.13 + transformers 5.24, SmolLM2-135M-Instruct, {precision}"
+        + ("" if args.matmul_dtype is None else " (PyTorch: CPU autocast)"),
         "",
         f"Command: `python {' '.join(sys.argv)}`  ",
         f"Machine: {machine()}; jax {jax.__version__}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}  ",

@@ -171,12 +171,14 @@ def info_cell() -> ml_collections.ConfigDict:
     return cell(INFO, 406, "held-out: harmful requests, one category (the whole test split)")
 
 
-MIXTURE = ["tweets/negative", "news/business", "news/tech", "toxicity/threat", "jailbreak/jailbreak"]
+# Tweets, BBC news and RealToxicityPrompts: no request, agent transcript or ShareGPT text (the jailbreak task's
+# ordinary requests come from ShareGPT, as do the requests tasks' benign items).
+MIXTURE = ["tweets/negative", "news/business", "news/tech", "toxicity/threat", "toxicity/identity_attack"]
 
 
 def mixture_arm() -> ml_collections.ConfigDict:
-    """C1's arm (shared by C6 and C7, so they score the same runs): five tasks of four domains none of the held-out
-    cells shares, 96 balanced items each, equal weights."""
+    """C1's arm (shared by C6 and C7, so they score the same runs): five tasks of three sources none of the
+    held-out cells shares, 96 balanced items each, equal weights."""
     return arm("mixture", task_component("mix", MIXTURE, 1.0, limit_per_task=TRAIN_ITEMS, balance=1.0),
                label="mixture (5 other tasks)")
 

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from monitor_jax import main
+from monitor_jax.core import config as config_lib
 from monitor_jax.experiment import cost, runner
 from monitor_jax.model import registry
 
@@ -81,3 +82,6 @@ def test_dry_run_on_every_claim_config_trains_nothing(path, monkeypatch, capsys)
     assert main.main(argv) == 0
     out = capsys.readouterr().out
     assert "cost estimate of" in out and "total:" in out
+    e = config_lib.load(path).experiment
+    plain = [c for c in e.cells if not c.get("view")]
+    assert out.count(" MDE ") == len(plain)  # every plain cell states its minimum detectable difference

@@ -24,8 +24,9 @@ from monitor_jax.train import loop
 from multihost import CLI, GlobalBatchOfShards, launch
 
 CLAIM = '''"""configs/c1_transfer.py on the tiny random model, in train mode `mode` (lora | full) without cached
-features: its arms and comparisons on the two request cells (the agent cell and arm left out for time; the
-precondition guards the info-hazard cell with its in-domain arm), one seed, 4 steps, 16 items a cell.
+features: the base model, its mixture arm and an in-domain info-hazard arm on the two request cells (the agent
+cells and the shuffled control left out for time; the precondition guards the info-hazard cell with the in-domain
+arm), one seed, 4 steps, 16 items a cell.
 get_config("mode+arm"): only the base model and that arm, and the comparisons between them."""
 from monitor_jax.core import config as config_lib
 
@@ -43,16 +44,14 @@ def get_config(arg):
         c.data.max_len, c.data.buckets = 128, (128,)
         e = c.experiment
         e.seeds, e.select_limit, e.n_boot, e.budget_rows = (0,), 16, 200, None
-        e.cells = [cell for cell in e.cells if not cell.task.startswith("agent/")]
-        e.arms = [arm for arm in e.arms if arm.name != "in_agent"]
-        e.comparisons = [cmp for cmp in e.comparisons if not cmp.cell.startswith("agent/")]
+        e.cells = [cell for cell in e.cells if cell.task.startswith("requests/")]
+        e.arms = [arm for arm in e.arms if arm.name in ("base", "mixture")] + x.in_domain_arms()[1:]
         e.preconditions = [x.in_domain_gap(x.INFO + ":primary", "in_info")]
-        if only:
-            keep = {"base", *only}
-            e.arms = [arm for arm in e.arms if arm.name in keep]
-            e.comparisons = [cmp for cmp in e.comparisons
-                             if {cmp.get(r) for r in ("a", "b", "arm", "other", "base", "ref")} - {None} <= keep]
-            e.preconditions = [p for p in e.preconditions if {p.a, p.b} <= keep]
+        keep = {arm.name for arm in e.arms} & ({"base", *only} if only else {arm.name for arm in e.arms})
+        e.arms = [arm for arm in e.arms if arm.name in keep]
+        e.comparisons = [cmp for cmp in e.comparisons if cmp.cell.startswith("requests/")
+                         and {cmp.get(r) for r in ("a", "b", "arm", "other", "base", "ref")} - {None} <= keep]
+        e.preconditions = [p for p in e.preconditions if {p.a, p.b} <= keep]
         for cell in e.cells:
             cell.limit = 16
         for arm in e.arms:

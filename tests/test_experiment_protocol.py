@@ -167,14 +167,16 @@ def test_a_committed_precondition_is_read_from_another_experiments_results(tmp_p
 # ---------------------------------------------------------------- claimed directions, from DESIGN.md §1
 
 AGENT, INFO, HARM = "agent/sabotage:primary", "requests/info_hazard:primary", "requests/harmful:primary"
+AGENTDOJO, MISINFO = "agentdojo/unrequested:primary", "requests/misinfo:primary"
 PROBE = "news/entertainment:primary"
 # (claim, cell, kind, roles in order a/b/arm/other/base/ref) -> the sign the claim's statement gives
 EXPECTED = {
-    # C1: training on other tasks improves unseen tasks; in-domain training beats it; the in-domain gap exists
-    **{("C1", k, "diff", "base", "mixture"): +1 for k in (AGENT, INFO, HARM)},
-    ("C1", INFO, "gap", "mixture", "base", "in_info"): +1,
-    ("C1", INFO, "diff", "mixture", "in_info"): +1,
-    ("C1", AGENT, "diff", "base", "in_agent"): +1,
+    # C1: training on other tasks improves unseen tasks, over the untrained model and over its shuffled-label
+    # control (format learning is not transfer); the in-domain gaps that guard the agent cells exist
+    **{("C1", k, "diff", a, "mixture"): +1 for k in (AGENTDOJO, AGENT, INFO, MISINFO)
+       for a in ("base", "mixture_shuffled")},
+    ("C1", AGENTDOJO, "committed", "base", "in_agentdojo+two_way+lr3e-3"): +1,
+    ("C1", AGENT, "committed", "base", "in_agent+two_way+lr3e-3"): +1,
     # C2: the more adjacent the domain, the more of the gap is recovered (every gap itself > 0)
     ("C2", AGENT, "gap_diff", "closest", "far", "base", "in_agent"): +1,
     ("C2", INFO, "gap_diff", "near", "far", "base", "in_info"): +1,
@@ -229,7 +231,7 @@ def test_every_claim_config_is_covered():
 @pytest.mark.parametrize("path", CLAIM_CONFIGS, ids=lambda p: p.stem)
 def test_claimed_directions_follow_the_design(path):
     e = config_lib.load(path).experiment
-    signed = list(e.comparisons) + [p for p in e.preconditions if p.kind == "diff"]
+    signed = list(e.comparisons) + [p for p in e.preconditions if p.kind in ("diff", "committed")]
     got = {(e.claim, c.cell, c.kind, *(c[r] for r in ROLES if c.get(r))): int(c.direction) for c in signed}
     want = {k: v for k, v in EXPECTED.items() if k[0] == e.claim}
     wrong = {k: (got[k], want[k]) for k in got.keys() & want.keys() if got[k] != want[k]}

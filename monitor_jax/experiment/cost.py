@@ -25,7 +25,7 @@ import numpy as np
 
 from monitor_jax.core import assets, io, sharding
 from monitor_jax.data import pipeline
-from monitor_jax.experiment import cells, views
+from monitor_jax.experiment import cells, power, views
 from monitor_jax.model import registry, transformer
 from monitor_jax.train import data as train_data
 from monitor_jax.train import features
@@ -276,4 +276,15 @@ def dry_run(config: Any, *, model: Any = None) -> str:
             raise
     costs = measure(config, model)
     warm = estimate(config, costs, model.tokenizer, stored_layers(config, model))
-    return report(config, costs, estimate(config, costs, model.tokenizer), warm)
+    return "\n".join([report(config, costs, estimate(config, costs, model.tokenizer), warm), *detectable(config)])
+
+
+def detectable(config: Any) -> list[str]:
+    """Each plain cell's sizes and minimum detectable AUROC difference (`power.mde`), stated before the run."""
+    sizes = []
+    for cell in config.experiment.cells:
+        if views.view_of(cell) == "plain":
+            labels = np.asarray([ex.label for ex in cells.cell_examples(config, cell)])
+            sizes.append((cells.cell_key(cell), int(labels.sum()), int((labels == 0).sum())))
+    e = config.experiment
+    return power.describe(sizes, str(e.split), len(e.seeds))
