@@ -26,7 +26,10 @@ test: $(TEST_STAMP)
 
 # Speed vs PyTorch/transformers on this machine (about 40 min on 2 cores; wants a quiet machine) -> bench/results.md.
 bench: $(TEST_STAMP)
+	$(PY) bench/features.py
 	$(PY) bench/scoring.py --n_examples=128 --mix_repeats=2 --news_inputs=24
+	$(PY) bench/scoring.py --n_examples=128 --mix_repeats=2 --matmul_dtype=bfloat16 --parts=fixed,mix --out=bench/results/scoring_bf16.md
+	$(PY) bench/bf16_accuracy.py
 	$(PY) bench/train_step.py --parts=torch,jax,topk --remat=none,dots
 	$(PY) bench/generate.py
 	$(PY) bench/summary.py

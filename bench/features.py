@@ -130,9 +130,9 @@ def main() -> None:
         got_torch = [h.numpy() for h in run_torch()]
         t_torch, ts_torch = common.median_time(run_torch, args.repeats)
         got[precision] = got_ours
-        table += [f"| ours, {precision} (jit, buckets) | {n_tok / t_ours:.0f} | {t_ours:.2f} | "
+        table += [f"| features: ours, {precision} (jit, buckets) | {n_tok / t_ours:.0f} | {t_ours:.2f} | "
                   f"{', '.join(f'{t:.2f}' for t in ts_ours)} | **{t_torch / t_ours:.2f}x** | ≥ 1.1x |",
-                  f"| PyTorch, {precision} (dynamic padding) | {n_tok / t_torch:.0f} | {t_torch:.2f} | "
+                  f"| features: PyTorch, {precision} (dynamic padding) | {n_tok / t_torch:.0f} | {t_torch:.2f} | "
                   f"{', '.join(f'{t:.2f}' for t in ts_torch)} | 1.00x | |"]
         notes.append(f"{precision}: max |ours − PyTorch| at real positions {max_diff(got_ours, got_torch, torch_b):.2e}.")
     if "float32" in got:

@@ -43,7 +43,13 @@ from common import machine, median_time, wait_quiet
 
 MAX_LEN = 2048
 BATCH = 8
-PRECISION = {"matmul_dtype": None}  # the run's --matmul_dtype, read by torch_logp
+PRECISION = {"matmul_dtype": None}  # the run's --matmul_dtype, read by torch_logp and tag
+
+
+def tag() -> str:
+    """The measurement names' precision suffix (none for fp32, so reruns replace the fp32 rows only)."""
+    mm = PRECISION["matmul_dtype"]
+    return "" if mm in (None, "float32") else f", {mm} matmuls"
 
 
 def torch_logp(model, rows: list[np.ndarray], label_ids: np.ndarray, pad_id: int) -> np.ndarray:
@@ -105,7 +111,7 @@ def part_fixed(rep: Report, m, tmodel, rows, repeats: int) -> float:
         ts_t.append(median_time(theirs, 1)[0])
     tj, tt = float(np.median(ts_j)), float(np.median(ts_t))
     n = BATCH * 256
-    rep.add(f"| fixed 8x256 | {n / tj:.0f} | {n / tt:.0f} | **{tt / tj:.2f}x** | ≥ 1.15x | "
+    rep.add(f"| fixed 8x256{tag()} | {n / tj:.0f} | {n / tt:.0f} | **{tt / tj:.2f}x** | ≥ 1.15x | "
             f"JAX {', '.join(f'{t:.2f}' for t in ts_j)} s; PyTorch {', '.join(f'{t:.2f}' for t in ts_t)} s; "
             f"first JAX call (compile + run) {compile_s:.1f} s; max abs logp difference {diff:.1e} |")
     return tj
@@ -182,15 +188,15 @@ def part_mix(rep: Report, m, tmodel, rows, repeats: int, seed: int) -> None:
     lengths = np.asarray([len(p) for p in prompts])
     bucket_lens = pipeline.bucket_lengths(pipeline.DEFAULT_BUCKETS, MAX_LEN)
     n_buckets = len({pipeline.bucket_of(len(r), bucket_lens) for r in rows})
-    rep.add(f"| mix: ours, bucketed sorted batches | {useful / tj:.0f} | | | | {len(rows)} examples, {useful} prompt "
+    rep.add(f"| mix: ours, bucketed sorted batches{tag()} | {useful / tj:.0f} | | | | {len(rows)} examples, {useful} prompt "
             f"tokens (median {int(np.median(lengths))}, max {lengths.max()}); padding {1 - useful / our_slots:.0%} "
             f"(`pipeline.eval_batches` would pad {1 - useful / eval_slots:.0%}); "
             f"runs {', '.join(f'{t:.1f}' for t in ts_j)} s; first run incl. compiling {n_buckets} buckets "
             f"{first:.0f} s; max abs logp diff vs PyTorch {diff:.1e} |")
-    rep.add(f"| mix: vs PyTorch, our sorted batches, dynamic padding | {useful / tj:.0f} | {useful / ts:.0f} | "
+    rep.add(f"| mix: vs PyTorch, our sorted batches, dynamic padding{tag()} | {useful / tj:.0f} | {useful / ts:.0f} | "
             f"**{ts / tj:.2f}x** | ≥ 1.15x | PyTorch padding {1 - useful / slots(sorted_batches):.0%}; runs "
             f"{', '.join(f'{t:.1f}' for t in ts_s)} s |")
-    rep.add(f"| mix: vs PyTorch, shuffled batches padded to their longest | {useful / tj:.0f} | {useful / tu:.0f} | "
+    rep.add(f"| mix: vs PyTorch, shuffled batches padded to their longest{tag()} | {useful / tj:.0f} | {useful / tu:.0f} | "
             f"**{tu / tj:.2f}x** | ≥ 1.5x | PyTorch padding {1 - useful / slots(shuffled_batches):.0%}; runs "
             f"{', '.join(f'{t:.1f}' for t in ts_u)} s |")
 
