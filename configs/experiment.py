@@ -158,13 +158,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     return c
 
 
-# The two target tasks of C1-C3 and their in-domain arms (one definition, so C1 and C2 share the same runs).
+# Shared task names and sizes of the claim configs (C1-C3, C5-C7).
 AGENT, INFO = "agent/sabotage", "requests/info_hazard"
 TRAIN_ITEMS = 96  # balanced training items per task of an arm
-
-
-def agent_cell() -> ml_collections.ConfigDict:
-    return cell(AGENT, 96, "held-out: the agent-transcript monitor task")
 
 
 def info_cell() -> ml_collections.ConfigDict:
@@ -182,7 +178,3 @@ def mixture_arm() -> ml_collections.ConfigDict:
     return arm("mixture", task_component("mix", MIXTURE, 1.0, limit_per_task=TRAIN_ITEMS, balance=1.0),
                label="mixture (5 other tasks)")
 
-
-def in_domain_arms() -> list[ml_collections.ConfigDict]:
-    return [arm("in_agent", balanced("agent", AGENT, TRAIN_ITEMS), label="in-domain agent/sabotage"),
-            arm("in_info", balanced("info", INFO, TRAIN_ITEMS), label="in-domain info_hazard")]

@@ -45,7 +45,8 @@ def get_config(arg):
         e = c.experiment
         e.seeds, e.select_limit, e.n_boot, e.budget_rows = (0,), 16, 200, None
         e.cells = [cell for cell in e.cells if cell.task.startswith("requests/")]
-        e.arms = [arm for arm in e.arms if arm.name in ("base", "mixture")] + x.in_domain_arms()[1:]
+        e.arms = [arm for arm in e.arms if arm.name in ("base", "mixture")] + [
+            x.arm("in_info", x.balanced("info", x.INFO, x.TRAIN_ITEMS), label="in-domain info_hazard")]
         e.preconditions = [x.in_domain_gap(x.INFO + ":primary", "in_info")]
         keep = {arm.name for arm in e.arms} & ({"base", *only} if only else {arm.name for arm in e.arms})
         e.arms = [arm for arm in e.arms if arm.name in keep]

@@ -177,12 +177,15 @@ EXPECTED = {
        for a in ("base", "mixture_shuffled")},
     ("C1", AGENTDOJO, "committed", "base", "in_agentdojo+two_way+lr3e-3"): +1,
     ("C1", AGENT, "committed", "base", "in_agent+two_way+lr3e-3"): +1,
-    # C2: the more adjacent the domain, the more of the gap is recovered (every gap itself > 0)
-    ("C2", AGENT, "gap_diff", "closest", "far", "base", "in_agent"): +1,
+    # C2: the more adjacent the domain, the more of the gap is recovered (every gap itself > 0; every transfer
+    # arm beats the untrained model and its shuffled-label control); on AgentDojo, whose in-domain reference is
+    # committed, near - far has the sign of their gap difference
+    ("C2", AGENTDOJO, "diff", "far", "near"): +1,
     ("C2", INFO, "gap_diff", "near", "far", "base", "in_info"): +1,
-    **{("C2", k, "gap", a, "base", ref): +1 for k, ref in ((AGENT, "in_agent"), (INFO, "in_info"))
-       for a in ("far", "near", "closest")},
-    ("C2", AGENT, "diff", "base", "in_agent"): +1,
+    **{("C2", INFO, "gap", a, "base", "in_info"): +1 for a in ("far", "near", "closest", "chembio")},
+    **{("C2", k, "diff", f"{a}_shuffled", a): +1 for k in (AGENTDOJO, INFO) for a in ("near", "far")},
+    **{("C2", AGENTDOJO, "diff", "base", a): +1 for a in ("near", "far", "closest", "chembio")},
+    ("C2", AGENTDOJO, "committed", "base", "in_agentdojo+two_way+lr3e-3"): +1,
     ("C2", INFO, "diff", "base", "in_info"): +1,
     # C3: beside a fixed small in-domain set, more adjacent data helps
     ("C3", INFO, "diff", "small", "small+256"): +1,
