@@ -12,8 +12,8 @@ import argparse
 import pathlib
 import re
 
-FILES = ("train_step.md", "features.md", "scoring.md", "scoring_after_attention.md", "scoring_bf16.md",
-         "bf16_accuracy.md", "generate.md")  # later rows of the same
+FILES = ("train_step.md", "features.md", "scoring.md", "scoring_after_attention.md", "scoring_xeon_fp32.md",
+         "scoring_bf16.md", "bf16_accuracy.md", "generate.md")  # later rows of the same
 # measurement replace earlier ones (a partial rerun, e.g. `bench/scoring.py --parts=fixed,mix --out=...`)
 RATIO = re.compile(r"\*\*([0-9.]+)x( cost)?\*\*")
 TARGET = re.compile(r"([≥≤])\s*([0-9.]+)x")
