@@ -90,7 +90,7 @@ def check(res: dict, folder: pathlib.Path, config) -> tuple[str, str, list[str]]
     for k, cell in res["cells"].items():
         if cell["n"] != cell["declared_n"]:  # the result against the config it was run with
             problems.append(f"{name}: cell {k} has n={cell['n']}, its config declared {cell['declared_n']}")
-        elif k in sizes and sizes[k] != cell["n"] or k not in sizes and config:
+        elif (k in sizes and sizes[k] != cell["n"]) or (k not in sizes and config):
             print(f"{name}: cell {k} (n={cell['n']}) differs from the config now ({sizes.get(k, 'no such cell')}): "
                   "the result predates a config change, a rerun is pending")
     return verdict, source, problems
