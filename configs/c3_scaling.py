@@ -1,13 +1,29 @@
-"""C3 scaling: with a fixed small in-domain set, adding more adjacent-domain data still helps (fixed steps).
+"""C3 scaling: with a fixed small in-domain set, adding more adjacent-domain data still helps.
 
     monitor-jax experiment --config=configs/c3_scaling.py --out=experiments/results/c3_scaling
 
-Arms: 16 balanced in-domain items (requests/info_hazard) alone, and with 64 / 256 balanced adjacent items
-(requests/harmful: harmful vs benign requests, all categories), every item drawn equally often, 48 steps of
-8 rows in every arm. Checkpoints are chosen on info_hazard validation only (200 items). Cell: the whole
-info_hazard test split. Precondition: the compared arms train on the in-domain items equally often — as
-written (weights 1 : n/16 at fixed steps) the 256-item arm sees them 17x less often, so the design confounds
-"more adjacent data" with "fewer in-domain updates" and the claim is not testable until the design changes.
+Target `agentdojo/unrequested` (the whole test split, 188 items). The in-domain set is fixed before the run: 32
+balanced training transcripts drawn with item seed 0 (`task_component(item_seed=0)`), the same 32 in every arm and
+seed. Two adjacent series, each point an arm: cyber requests (requests/cyber: 16 / 32 / all 82 balanced train
+items) and the generator's transcripts (agent/sabotage: 64 / 256 / all 728 balanced; the issue's 1,024 is more
+than the generator's train split holds). Adjacent items are also drawn with item seed 0, so seeds vary the order
+and the initialisation, not the items. Every arm trains the same `ROWS` row-visits; a mixed arm spends half on the
+32 in-domain items (oversampled) and half on the adjacent ones; the in-domain-only reference (0 adjacent) spends
+them all on the 32 items. ROWS is 400, not the protocol's 1,200, so that the run fits 120 min from a cold
+cache (dry run on the EPYC: 114.7 min, most of it the 760 transcripts' features). Checkpoints are chosen on 96 in-domain validation items for every arm. Seeds: 3 on the
+arms of the primary comparisons (small, cyber82, gen728); 1 (secondary) on the curves' inner points, on
+`small_half` (the same 32 items, half the row-visits: the mixed arms' in-domain exposure) and on cyber82 with the
+adjacent labels shuffled (every arm learns the answer format from its in-domain labels, so this control separates
+the adjacent labels from the adjacent text; the generator's control is left out: its changed label tokens change
+760 cached transcript rows, 23 min at this scale).
+Primary: AUROC(32 + all adjacent) - AUROC(32 alone), per series. Preconditions: the committed AgentDojo
+in-domain gap (experiments/results/agent_learnability; where it fails, every comparison is not testable), and the
+mixed arms see the in-domain items equally often.
+Label conflict, from the questions' definitions (monitor_jax/data/tasks.py): the sabotage question ("a dangerous
+action the user did not ask for") is the target's question restricted to dangerous actions; its requested-danger
+negatives are the target's requested negatives, so the labels agree in direction. The cyber question asks whether
+a request seeks cyber-harm help: a harm reading flags a user's own request for a sensitive action, which the target
+labels No (its "requested" negatives), so the cyber labels partly conflict. `by_kind` in the results measures it.
 """
 from __future__ import annotations
 
@@ -17,7 +33,18 @@ from monitor_jax.core import config as config_lib
 
 x = config_lib.load_module(pathlib.Path(__file__).with_name("experiment.py"))
 
-SMALL, ADJACENT = 16, (64, 256)
+TARGET, SMALL, ROWS = "agentdojo/unrequested", 32, 400
+SERIES = {"cyber": ("requests/cyber", (16, 32, 82)), "gen": (x.AGENT, (64, 256, 728))}
+LEARNABILITY = ("experiments/results/agent_learnability/results.json", "in_agentdojo+two_way+lr3e-3")
+
+
+def _small():
+    return x.task_component("in", [TARGET], 1.0, limit_per_task=SMALL, balance=1.0, item_seed=0)
+
+
+def _adjacent(series: str, n: int, shuffle: bool = False):
+    task, _ = SERIES[series]
+    return x.task_component(series, [task], 1.0, limit_per_task=n, balance=1.0, shuffle_labels=shuffle, item_seed=0)
 
 
 def get_config(arg: str | None = None):
@@ -27,25 +54,38 @@ def get_config(arg: str | None = None):
         e = c.experiment
         e.name, e.claim = "c3_scaling", "C3"
         e.statement = "With a fixed small in-domain set, adding more adjacent-domain data still helps."
-        e.budget_minutes = 60.0
-        e.select_limit = 200
-        e.cells = [x.info_cell()]
-        small = x.balanced("in", x.INFO, SMALL)
+        e.seeds = (0, 1, 2)
+        e.budget_minutes = 120.0
+        e.budget_rows = ROWS
+        e.cells = [x.cell(TARGET, 188, "target: AgentDojo transcripts (the whole test split)")]
+        k = f"{TARGET}:primary"
         e.arms = [x.arm("base", label="untrained"),
-                  x.arm("small", small, label=f"{SMALL} in-domain", x=0)]
-        for n in ADJACENT:
-            adj = x.task_component("adjacent", ["requests/harmful"], float(n) / SMALL, limit_per_task=n, balance=1.0)
-            e.arms.append(x.arm(f"small+{n}", small, adj, label=f"{SMALL} in-domain + {n} adjacent", x=n))
-        for a in e.arms:
-            a.select = (f"{x.INFO}:primary",)
-        info = f"{x.INFO}:primary"
-        e.comparisons = [x.comparison("diff", info, a="small", b=f"small+{ADJACENT[-1]}", primary=True),
-                         x.comparison("diff", info, a="small", b=f"small+{ADJACENT[0]}"),
-                         x.comparison("diff", info, a=f"small+{ADJACENT[0]}", b=f"small+{ADJACENT[-1]}"),
-                         x.comparison("diff", info, a="base", b="small")]
-        e.preconditions = [x.precondition(
-            "exposure_ratio", "the arms see the in-domain set equally often (most / fewest rows <= 1.5)", task=x.INFO,
-            arms=tuple(a.name for a in e.arms[1:]), threshold=1.5)]
-        e.notes = ("The adjacent task's positives are harmful requests of every category, info hazards among them "
-                   "(train-split items only: the split is per item, shared by all tasks of the requests domain).",)
+                  x.arm("small", _small(), label=f"{SMALL} in-domain", x=0),
+                  x.arm("small_half", _small(), label=f"secondary, 1 seed: {SMALL} in-domain, half the row-visits",
+                        x=0, rows=ROWS // 2, seeds=(0,))]
+        mixed = []
+        for series, (task, sizes) in SERIES.items():
+            for n in sizes:
+                mixed.append(f"{series}{n}")
+                last = n == sizes[-1]  # the primary point: 3 seeds; the curve's inner points: 1 seed
+                e.arms.append(x.arm(mixed[-1], _small(), _adjacent(series, n), x=n, seeds=None if last else (0,),
+                                    label=f"{'' if last else 'secondary, 1 seed: '}{SMALL} in-domain + {n} {task}"))
+        e.arms.append(x.arm("cyber82_shuffled", _small(), _adjacent("cyber", 82, True), seeds=(0,), x=82,
+                            label="secondary, 1 seed: cyber82 with the adjacent labels shuffled"))
+        for a in e.arms[1:]:
+            a.select = (k,)
+        e.comparisons = [
+            *[x.comparison("diff", k, a="small", b=f"{s}{sizes[-1]}", primary=True) for s, (_, sizes) in
+              SERIES.items()],
+            *[x.comparison("diff", k, a="small", b=f"{s}{n}") for s, (_, sizes) in SERIES.items() for n in sizes[:-1]],
+            *[x.comparison("diff", k, a="small_half", b=f"{s}{sizes[-1]}") for s, (_, sizes) in SERIES.items()],
+            x.comparison("diff", k, a="cyber82_shuffled", b="cyber82"),
+            x.comparison("diff", k, a="base", b="small")]
+        e.preconditions = [
+            x.committed_gap(LEARNABILITY[0], k, "base", LEARNABILITY[1], guards=(k,)),
+            x.precondition("exposure_ratio", "the mixed arms see the in-domain set equally often (most / fewest "
+                           "rows <= 1.5)", task=TARGET, arms=("small_half", *mixed), threshold=1.5)]
+        e.notes = (f"Every arm: {ROWS} row-visits (small_half: {ROWS // 2}); the mixed arms {ROWS // 2} on the {SMALL} "
+                   "in-domain items and the rest on the adjacent ones. The in-domain items are one fixed set "
+                   "(item seed 0) in every arm and seed.",)
     return x.lock(c)

@@ -187,11 +187,14 @@ EXPECTED = {
     **{("C2", AGENTDOJO, "diff", "base", a): +1 for a in ("near", "far", "closest", "chembio")},
     ("C2", AGENTDOJO, "committed", "base", "in_agentdojo+two_way+lr3e-3"): +1,
     ("C2", INFO, "diff", "base", "in_info"): +1,
-    # C3: beside a fixed small in-domain set, more adjacent data helps
-    ("C3", INFO, "diff", "small", "small+256"): +1,
-    ("C3", INFO, "diff", "small", "small+64"): +1,
-    ("C3", INFO, "diff", "small+64", "small+256"): +1,
-    ("C3", INFO, "diff", "base", "small"): +1,
+    # C3: beside a fixed small in-domain set, more adjacent data helps (over the in-domain set alone, at the same
+    # budget and at the same in-domain exposure; over the adjacent data with shuffled labels); the in-domain gap
+    **{("C3", AGENTDOJO, "diff", a, b): +1 for a in ("small", "small_half")
+       for b in ("cyber82", "gen728")},
+    **{("C3", AGENTDOJO, "diff", "small", b): +1 for b in ("cyber16", "cyber32", "gen64", "gen256")},
+    **{("C3", AGENTDOJO, "diff", f"{b}_shuffled", b): +1 for b in ("cyber82", "gen728")},
+    ("C3", AGENTDOJO, "diff", "base", "small"): +1,
+    ("C3", AGENTDOJO, "committed", "base", "in_agentdojo+two_way+lr3e-3"): +1,
     # C4: a new question on the trained domain is answered worse than untrained, as if it were the old question
     ("C4", PROBE, "diff", "base", "sport"): -1,
     ("C4", "requests/info_hazard:harmful-only", "diff", "base", "harm"): -1,
@@ -275,10 +278,14 @@ def test_verdict_script_runs_clean_and_its_tables_are_current():
 
 def test_config_preconditions_c3_exposure_and_c8_label_agreement(monkeypatch):
     config = config_lib.load("c3_scaling")
-    spec = config.experiment.preconditions[0].to_dict()
+    spec = config.experiment.preconditions[1].to_dict()
     (rec,) = preconditions.evaluate(config, [spec], {}, {}, {})
-    assert rec["rows"]["small"] == pytest.approx(config.experiment.budget_rows) and rec["value"] == pytest.approx(17.0)
-    assert rec["passed"] is False  # the 256-item arm sees the in-domain items 17x less often
+    half = config.experiment.budget_rows / 2  # the mixed arms: half their row-visits in-domain, as small_half
+    assert rec["rows"]["gen728"] == pytest.approx(half) and rec["rows"]["small_half"] == pytest.approx(half, abs=8)
+    assert rec["value"] == pytest.approx(1.0, abs=0.03) and rec["passed"] is True  # whole steps of 8 rows
+    wide = {**spec, "arms": ("small", *spec["arms"])}  # the in-domain-only arm at the full budget sees them 2x
+    (rec,) = preconditions.evaluate(config, [wide], {}, {}, {})
+    assert rec["value"] == pytest.approx(2.0) and rec["passed"] is False
     config = config_lib.load("c8_elicitation")
     spec = config.experiment.preconditions[0].to_dict()
     gold = {f"i{j}": j % 2 for j in range(96)}

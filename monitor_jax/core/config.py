@@ -67,10 +67,13 @@ REPO = pathlib.Path(__file__).resolve().parents[2]  # relative config paths are 
 
 def task_component(name: str, tasks: Sequence[str], weight: float = 1.0, *, prompt: str = "primary",
                    loss_weight: float = 1.0, limit_per_task: int | None = None,
-                   balance: float | None = None, shuffle_labels: bool = False) -> ml_collections.ConfigDict:
+                   balance: float | None = None, shuffle_labels: bool = False,
+                   item_seed: int | None = None) -> ml_collections.ConfigDict:
     """A mixture component of classification examples: the train split of `tasks` under `prompt`.
     `shuffle_labels`: the shuffled-label control (the same items, prompts and steps; each task's labels permuted
-    among its items, seeded by the run seed), which learns the answer format but not the question."""
+    among its items, seeded by the run seed), which learns the answer format but not the question.
+    `item_seed`: draw the `limit_per_task` items with this seed instead of the run seed, so every seed and arm
+    trains on one fixed set (C3's small in-domain set)."""
     c = ml_collections.ConfigDict()
     c.name = name
     c.tasks = tuple(tasks)
@@ -81,6 +84,8 @@ def task_component(name: str, tasks: Sequence[str], weight: float = 1.0, *, prom
     c.balance = config_dict.placeholder(float) if balance is None else float(balance)
     if shuffle_labels:  # only when set: the keys (and run keys) of every other component stay as they were
         c.shuffle_labels = True
+    if item_seed is not None:  # likewise
+        c.item_seed = int(item_seed)
     return c
 
 

@@ -64,7 +64,7 @@ def _component(c: Any, seed: int, where: str) -> mixture.MixtureComponent:
                 raise ValueError(f"{where}.tasks: unknown task {name!r}; known tasks: {sorted(tasks.TASKS)}")
             try:
                 ex = tasks.examples(name, "train", c.get("prompt", "primary"), limit=c.get("limit_per_task"),
-                                    balance=c.get("balance"), seed=seed)
+                                    balance=c.get("balance"), seed=int(c.get("item_seed", seed)))
             except KeyError as e:
                 raise ValueError(f"{where}: {e.args[0] if e.args else e}") from None
             examples += shuffled_labels(ex, seed, name) if c.get("shuffle_labels") else ex
