@@ -10,8 +10,8 @@ than the generator's train split holds). Adjacent items are also drawn with item
 and the initialisation, not the items. Every arm trains the same `ROWS` row-visits; a mixed arm spends half on the
 32 in-domain items (oversampled) and half on the adjacent ones; the in-domain-only reference (0 adjacent) spends
 them all on the 32 items. ROWS is 400, not the protocol's 1,200, so that the run fits 120 min from a cold
-cache (dry run on the EPYC: 114.7 min, most of it the 760 transcripts' features). Checkpoints are chosen on 96 in-domain validation items for every arm. Seeds: 3 on the
-arms of the primary comparisons (small, cyber82, gen728); 1 (secondary) on the curves' inner points, on
+cache (dry run on the EPYC: 114.7 min, most of it the 760 transcripts' features). Checkpoints are chosen on 96
+in-domain validation items for every arm. Seeds: 3 on the arms of the primary comparisons (small, cyber82, gen728); 1 (secondary) on the curves' inner points, on
 `small_half` (the same 32 items, half the row-visits: the mixed arms' in-domain exposure) and on cyber82 with the
 adjacent labels shuffled (every arm learns the answer format from its in-domain labels, so this control separates
 the adjacent labels from the adjacent text; the generator's control is left out: its changed label tokens change

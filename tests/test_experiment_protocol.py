@@ -196,11 +196,12 @@ EXPECTED = {
     ("C3", AGENTDOJO, "diff", "base", "small"): +1,
     ("C3", AGENTDOJO, "committed", "base", "in_agentdojo+two_way+lr3e-3"): +1,
     # C4: a new question on the trained domain is answered worse than untrained, as if it were the old question
-    ("C4", PROBE, "diff", "base", "sport"): -1,
-    ("C4", "requests/info_hazard:harmful-only", "diff", "base", "harm"): -1,
-    ("C4", "requests/harmful:inverted", "diff", "base", "harm"): -1,
+    **{("C4", PROBE, "diff", a, "sport"): -1 for a in ("base", "tweets", "unreq")},
+    **{("C4", "agentdojo/requested:primary", "diff", a, "unreq"): -1 for a in ("base", "tweets", "sport")},
     ("C4", "news/entertainment:asked-sport", "diff", "base", "sport"): +1,
-    ("C4", "requests/info_hazard:harmful-only:asked-harmful", "diff", "base", "harm"): +1,
+    ("C4", "news/sports:inverted", "diff", "base", "sport"): -1,
+    ("C4", "news/sports:primary", "diff", "base", "sport"): +1,
+    ("C4", AGENTDOJO, "committed", "base", "in_agentdojo+two_way+lr3e-3"): +1,
     # C5: good IF mixing mends C4 (the failure exists: base -> cls < 0) and keeps C1's gains; done badly it does not
     ("C5", PROBE, "diff", "cls", "if_mix"): +1,
     ("C5", PROBE, "diff", "cls", "if_later"): +1,
