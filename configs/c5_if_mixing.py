@@ -1,18 +1,23 @@
-"""C5 instruction-following (IF) mixing: adding IF data keeps the C1 gains and mitigates the C4 failure; done
-badly (token-mean loss, too little IF data) it does not.
+"""C5 instruction-following (IF) mixing: IF data added to C4's single-task arm mends its prompt-following failure
+and keeps its in-domain gain; done badly (token-mean loss, too little IF data) it does not.
 
     monitor-jax experiment --config=configs/c5_if_mixing.py --out=experiments/results/c5_if_mixing
 
-Every arm trains 48 steps of 8 rows on the same classification mixture (the C1 mixture plus the BBC sport
-question, 96 balanced items per task); the arms differ only in IF data (ShareGPT train conversations, 64):
-- `cls`: none;
-- `if_mix`: IF rows interleaved (30 % of rows), per-example loss (each row weighs the same, `example_mean`);
-- `if_later`: 32 classification steps, then 16 steps of IF only;
-- `if_diluted`: as `if_mix` but `loss.reduction=token_mean` (long IF answers swamp the single label token);
-- `if_little`: as `if_mix` but only 4 IF conversations (repeated).
-Cells (test): the C1 held-out request tasks, the C4 BBC probe and its reference. Retention: NLL of 32 held-out
-ShareGPT answers and 8 greedy generation checks per model. max_len 512 (articles and conversations lose their
-middle) keeps IF rows affordable on 2 cores.
+Every arm trains the protocol's 1,200 row-visits on C4's single task (the BBC sport question, 96 balanced items)
+and differs only in IF data (ShareGPT train conversations):
+- `sport`: none (C4's arm; its failure on the entertainment probe is this claim's precondition);
+- `if_mix`: IF rows interleaved (30 % of rows, 64 conversations), per-example loss (`example_mean`);
+- `if_later`: 70 % of the steps on the sport question, then the rest on IF only;
+- `if_diluted`: as `if_mix` with `loss.reduction=token_mean` (long IF answers swamp the single label token);
+- `if_little`: as `if_mix` with only 4 IF conversations (repeated).
+Seeds: 3 on the arms of the primary comparisons (sport, if_mix, if_later), 1 on the two done-badly arms
+(secondary). Cells (test, 200 of the 324 articles each, stratified): the C4 probe (is it about entertainment?),
+its reference (the probe's labels asked the sport question) and the sport question itself (the in-domain gain
+that should be kept). Retention beside: NLL of 32 held-out ShareGPT answers and greedy generation checks per
+model. Primary: on the probe, if_mix - sport > 0 and if_later - sport > 0, guarded by the C4 failure existing
+here (base -> sport < 0 on the probe, CI below 0). max_len 512 (articles and conversations lose their middle)
+keeps IF rows affordable on 2 cores. Dry run on the EPYC, cold cache: 113.0 min (retention, not in the
+estimate, adds a few: 32 NLLs from the cached features and 8 short greedy answers per model).
 """
 from __future__ import annotations
 
@@ -24,54 +29,54 @@ from monitor_jax.core import config as config_lib
 
 x = config_lib.load_module(pathlib.Path(__file__).with_name("experiment.py"))
 
-CLS = ["tweets/negative", "news/business", "news/tech", "toxicity/threat", "jailbreak/jailbreak", "news/sports"]
-IF_ITEMS, IF_SHARE = 64, 0.3
+SPORT, PROBE = "news/sports:primary", "news/entertainment:primary"
+IF_ITEMS, IF_SHARE, CLS_SHARE_LATER, NEWS_N = 64, 0.3, 0.7, 200
 
 
 def get_config(arg: str | None = None):
     del arg
     c = x.get_config()
-    n = x.TRAIN_ITEMS
     with c.unlocked():
         c.data.max_len = 512
         c.data.buckets = (128, 256, 512)
         e = c.experiment
         e.name, e.claim = "c5_if_mixing", "C5"
-        e.statement = ("Adding instruction-following data (interleaved or as a later stage) keeps the transfer gains "
-                       "and mitigates the prompt-following failure; token-mean mixing or too little IF data does not.")
-        e.budget_minutes = 160.0
-        cls = x.task_component("cls", CLS, 1.0, limit_per_task=n, balance=1.0)
+        e.statement = ("Adding instruction-following data (interleaved or as a later stage) keeps the gains and "
+                       "mitigates the prompt-following failure; token-mean mixing or too little IF data does not.")
+        e.seeds = (0, 1, 2)
+        e.budget_minutes = 120.0
+        cls = x.balanced("sport", "news/sports", x.TRAIN_ITEMS)
         share = IF_SHARE / (1 - IF_SHARE)  # IF weight relative to the classification component
 
         def with_if(limit: int):
             return x.base.instruction_component("if", share, limit=limit)
 
-        e.cells = [x.cell("requests/harmful", 200, "held-out (C1)"), x.info_cell(),
-                   x.cell("news/entertainment", 200, "C4 probe: new question on a trained domain"),
-                   x.cell("news/entertainment", 200, "C4 reference: same labels, asked the sport question",
-                          name="news/entertainment:asked-sport", ask_with="news/sports:primary")]
+        e.cells = [x.cell("news/entertainment", NEWS_N, "C4 probe: a new question on the trained domain"),
+                   x.cell("news/entertainment", NEWS_N, "C4 reference: the probe's labels, asked the sport question",
+                          name="news/entertainment:asked-sport", ask_with=SPORT),
+                   x.cell("news/sports", NEWS_N, "in-domain: the trained question (the gain to keep)")]
+        steps = -(-int(e.budget_rows) // int(c.data.batch_size))
         later = x.arm("if_later", cls, label="IF as a later stage")
-        later.stages = [x.stage(32, cls), x.stage(None, x.base.instruction_component("if", 1.0, limit=IF_ITEMS))]
+        later.stages = [x.stage(round(steps * CLS_SHARE_LATER), cls),
+                        x.stage(None, x.base.instruction_component("if", 1.0, limit=IF_ITEMS))]
         e.arms = [x.arm("base", label="untrained"),
-                  x.arm("cls", cls, label="classification only"),
+                  x.arm("sport", cls, label="sport question only (C4's arm)"),
                   x.arm("if_mix", cls, with_if(IF_ITEMS), label="IF interleaved"),
                   later,
-                  x.arm("if_diluted", cls, with_if(IF_ITEMS), label="IF interleaved, token-mean (diluted)",
-                        loss__reduction="token_mean"),
-                  x.arm("if_little", cls, with_if(4), label="IF interleaved, 4 conversations")]
+                  x.arm("if_diluted", cls, with_if(IF_ITEMS), seeds=(0,), loss__reduction="token_mean",
+                        label="secondary, 1 seed: IF interleaved, token-mean (diluted)"),
+                  x.arm("if_little", cls, with_if(4), seeds=(0,),
+                        label="secondary, 1 seed: IF interleaved, 4 conversations")]
         e.retention = ml_collections.ConfigDict({"if_limit": 32, "checks": True})
-        harm, info, probe = "requests/harmful:primary", "requests/info_hazard:primary", "news/entertainment:primary"
         e.comparisons = [
-            x.comparison("diff", probe, a="cls", b="if_mix", primary=True),  # the C4 probe mended ...
-            x.comparison("diff", probe, a="cls", b="if_later", primary=True),
-            x.comparison("diff", probe, a="cls", b="if_diluted", direction=-1),  # ... and not when done badly
-            x.comparison("diff", probe, a="cls", b="if_little", direction=-1),
-            *[x.comparison("diff", k, a="base", b=a) for k in (harm, info) for a in ("cls", "if_mix", "if_later")],
-            *[x.comparison("diff", k, a="cls", b=a) for k in (harm, info) for a in ("if_mix", "if_later")],
+            x.comparison("diff", PROBE, a="sport", b="if_mix", primary=True),  # the C4 probe mended ...
+            x.comparison("diff", PROBE, a="sport", b="if_later", primary=True),
+            x.comparison("diff", PROBE, a="sport", b="if_diluted", direction=-1),  # ... and not when done badly
+            x.comparison("diff", PROBE, a="sport", b="if_little", direction=-1),
+            *[x.comparison("diff", SPORT, a="base", b=a) for a in ("sport", "if_mix", "if_later")],  # gain kept
         ]
-        e.preconditions = [x.precondition("diff", "the C4 failure exists here: base -> cls on the probe < 0",
-                                          cell=probe, a="base", b="cls", direction=-1, guards=(probe,))]
-        e.notes = ("Primary: the C4 probe improves over classification-only training with IF interleaved and with IF "
-                   "as a later stage. 'Gains kept': the base→arm differences on the held-out cells stay positive "
-                   "where base→cls is, and cls→arm does not fall below 0.",)
+        e.preconditions = [x.precondition("diff", "the C4 failure exists here: base -> sport on the probe < 0",
+                                          cell=PROBE, a="base", b="sport", direction=-1, guards=(PROBE,))]
+        e.notes = ("Primary: the C4 probe improves over sport-only training with IF interleaved and with IF as a "
+                   "later stage. 'Gain kept': base -> arm on the sport question stays above 0.",)
     return x.lock(c)

@@ -202,14 +202,12 @@ EXPECTED = {
     ("C4", "news/sports:inverted", "diff", "base", "sport"): -1,
     ("C4", "news/sports:primary", "diff", "base", "sport"): +1,
     ("C4", AGENTDOJO, "committed", "base", "in_agentdojo+two_way+lr3e-3"): +1,
-    # C5: good IF mixing mends C4 (the failure exists: base -> cls < 0) and keeps C1's gains; done badly it does not
-    ("C5", PROBE, "diff", "cls", "if_mix"): +1,
-    ("C5", PROBE, "diff", "cls", "if_later"): +1,
-    ("C5", PROBE, "diff", "cls", "if_diluted"): -1,
-    ("C5", PROBE, "diff", "cls", "if_little"): -1,
-    ("C5", PROBE, "diff", "base", "cls"): -1,
-    **{("C5", k, "diff", "base", a): +1 for k in (HARM, INFO) for a in ("cls", "if_mix", "if_later")},
-    **{("C5", k, "diff", "cls", a): +1 for k in (HARM, INFO) for a in ("if_mix", "if_later")},
+    # C5: good IF mixing mends C4 (the failure exists: base -> sport < 0) and keeps the in-domain gain; done badly
+    # it does not
+    **{("C5", PROBE, "diff", "sport", a): +1 for a in ("if_mix", "if_later")},
+    **{("C5", PROBE, "diff", "sport", a): -1 for a in ("if_diluted", "if_little")},
+    ("C5", PROBE, "diff", "base", "sport"): -1,
+    **{("C5", "news/sports:primary", "diff", "base", a): +1 for a in ("sport", "if_mix", "if_later")},
     # C6: no-thinking training also improves with-thinking classification (and no-thinking, and the control)
     **{("C6", f"{t}:{v}", "diff", "base", "mixture"): +1 for t in ("requests/harmful", "requests/info_hazard")
        for v in ("thinking", "primary", "control")},
