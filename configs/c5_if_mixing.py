@@ -30,7 +30,7 @@ from monitor_jax.core import config as config_lib
 x = config_lib.load_module(pathlib.Path(__file__).with_name("experiment.py"))
 
 SPORT, PROBE = "news/sports:primary", "news/entertainment:primary"
-IF_ITEMS, IF_SHARE, CLS_SHARE_LATER, NEWS_N = 64, 0.3, 0.7, 200
+CLS_SHARE_LATER, NEWS_N = 0.7, 200
 
 
 def get_config(arg: str | None = None):
@@ -46,10 +46,6 @@ def get_config(arg: str | None = None):
         e.seeds = (0, 1, 2)
         e.budget_minutes = 120.0
         cls = x.balanced("sport", "news/sports", x.TRAIN_ITEMS)
-        share = IF_SHARE / (1 - IF_SHARE)  # IF weight relative to the classification component
-
-        def with_if(limit: int):
-            return x.base.instruction_component("if", share, limit=limit)
 
         e.cells = [x.cell("news/entertainment", NEWS_N, "C4 probe: a new question on the trained domain"),
                    x.cell("news/entertainment", NEWS_N, "C4 reference: the probe's labels, asked the sport question",
@@ -58,14 +54,14 @@ def get_config(arg: str | None = None):
         steps = -(-int(e.budget_rows) // int(c.data.batch_size))
         later = x.arm("if_later", cls, label="IF as a later stage")
         later.stages = [x.stage(round(steps * CLS_SHARE_LATER), cls),
-                        x.stage(None, x.base.instruction_component("if", 1.0, limit=IF_ITEMS))]
+                        x.stage(None, x.base.instruction_component("if", 1.0, limit=x.IF_ITEMS))]
         e.arms = [x.arm("base", label="untrained"),
                   x.arm("sport", cls, label="sport question only (C4's arm)"),
-                  x.arm("if_mix", cls, with_if(IF_ITEMS), label="IF interleaved"),
+                  x.arm("if_mix", cls, x.instruction(), label="IF interleaved"),
                   later,
-                  x.arm("if_diluted", cls, with_if(IF_ITEMS), seeds=(0,), loss__reduction="token_mean",
+                  x.arm("if_diluted", cls, x.instruction(), seeds=(0,), loss__reduction="token_mean",
                         label="secondary, 1 seed: IF interleaved, token-mean (diluted)"),
-                  x.arm("if_little", cls, with_if(4), seeds=(0,),
+                  x.arm("if_little", cls, x.instruction(4), seeds=(0,),
                         label="secondary, 1 seed: IF interleaved, 4 conversations")]
         e.retention = ml_collections.ConfigDict({"if_limit": 32, "checks": True})
         e.comparisons = [

@@ -178,3 +178,18 @@ def mixture_arm() -> ml_collections.ConfigDict:
     return arm("mixture", task_component("mix", MIXTURE, 1.0, limit_per_task=TRAIN_ITEMS, balance=1.0),
                label="mixture (5 other tasks)")
 
+
+IF_ITEMS, IF_SHARE = 64, 0.3  # the IF recipe of C5-C7: 64 ShareGPT conversations, 30 % of the rows
+
+
+def instruction(limit: int = IF_ITEMS, share: float = IF_SHARE) -> ml_collections.ConfigDict:
+    """IF rows interleaved beside one classification component of weight 1: `share` of the rows, `limit`
+    conversations, per-example loss (the config's default reduction)."""
+    return base.instruction_component("if", share / (1 - share), limit=limit)
+
+
+def mixture_if_arm() -> ml_collections.ConfigDict:
+    """C1's mixture with IF interleaved (`instruction()`): a trained model that still writes (C6-C8)."""
+    mix = mixture_arm()
+    return arm("mixture_if", *mix.stages[0].components, instruction(), label="mixture (5 other tasks) + IF")
+

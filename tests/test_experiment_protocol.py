@@ -209,8 +209,8 @@ EXPECTED = {
     ("C5", PROBE, "diff", "base", "sport"): -1,
     **{("C5", "news/sports:primary", "diff", "base", a): +1 for a in ("sport", "if_mix", "if_later")},
     # C6: no-thinking training also improves with-thinking classification (and no-thinking, and the control)
-    **{("C6", f"{t}:{v}", "diff", "base", "mixture"): +1 for t in ("requests/harmful", "requests/info_hazard")
-       for v in ("thinking", "primary", "control")},
+    **{("C6", f"{t}:{v}", "diff", "base", a): +1 for t in ("requests/harmful", "requests/info_hazard")
+       for v in ("thinking", "primary", "control") for a in ("mixture_if", "mixture")},
     # C7: trained summaries let the judge detect better; a summary beats the same-length first tokens and is
     # below the full input (the upper reference)
     **{("C7", f"{t}:summary", "diff", *roles): sign for t in ("agent/sabotage", "requests/harmful")
