@@ -213,9 +213,9 @@ EXPECTED = {
        for v in ("thinking", "primary", "control") for a in ("mixture_if", "mixture")},
     # C7: trained summaries let the judge detect better; a summary beats the same-length first tokens and is
     # below the full input (the upper reference)
-    **{("C7", f"{t}:summary", "diff", *roles): sign for t in ("agent/sabotage", "requests/harmful")
-       for roles, sign in ((("base", "mixture"), +1), (("base:first_n", "base"), +1),
-                           (("mixture:first_n", "mixture"), +1), (("full_input", "mixture"), -1))},
+    **{("C7", f"{t}:summary", "diff", *roles): sign for t in ("agentdojo/unrequested", "requests/harmful")
+       for roles, sign in ((("base", "mixture_if"), +1), (("base:first_n", "base"), +1),
+                           (("mixture_if:first_n", "mixture_if"), +1), (("full_input", "mixture_if"), -1))},
     # C8: pseudo-labels improve over untrained; gold labels on the same items are the upper reference
     ("C8", HARM, "diff", "base", "pseudo"): +1,
     ("C8", HARM, "diff", "pseudo", "gold"): +1,
