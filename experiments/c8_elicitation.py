@@ -1,11 +1,14 @@
-"""C8: write the pseudo-labelled and the gold-labelled task files (with-thinking scoring of unlabelled items, saved
-and reused), then run configs/c8_elicitation.py's arms with the experiment runner and write its results.
+"""C8: train the labeller arm (`config.elicit.labeller`, its first seed, through the runner), write the
+pseudo-labelled and the gold-labelled task files (its with-thinking scores of unlabelled items, saved and reused),
+then run configs/c8_elicitation.py's arms with the experiment runner (the labeller's run is reused) and write its
+results.
 
     python experiments/c8_elicitation.py [--workdir=DIR]     # default $MONITOR_JAX_CACHE/elicit_c8
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import pathlib
 import sys
 import time
@@ -15,6 +18,28 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
 GOLD = "elicit/gold"  # configs/c8_elicitation.py's gold arm trains on this task
+
+
+def labeller(config) -> tuple[object, str]:
+    """(full params, run name) of the labeller arm's first run, trained (or reused) by the runner on an experiment
+    of that arm alone; (None, "base") when `config.elicit.labeller` is unset (the untrained model labels)."""
+    from monitor_jax.core import assets
+    from monitor_jax.experiment import runner
+
+    name = config.elicit.get("labeller")
+    if not name:
+        return None, "base"
+    sub = copy.deepcopy(config)
+    with sub.unlocked():
+        e = sub.experiment
+        e.arms = [a for a in e.arms if a.name == name]
+        e.arms[0].seeds = tuple(e.arms[0].get("seeds") or e.seeds)[:1]
+        e.cells = [c for c in e.cells if c.get("view") is None][:1]  # scored by the labeller alone (reused later)
+        e.comparisons, e.preconditions = [], []
+    raw = runner.run_experiment(sub, assets.cache_dir() / "runs")
+    (rdir,) = raw["runs"][name]
+    shared = raw["shared"]
+    return shared.full_params(shared.load(rdir)), f"{name}-{rdir.name}"
 
 
 def main() -> int:
@@ -32,8 +57,9 @@ def main() -> int:
     args = ap.parse_args()
     start = time.time()
     config = config_lib.load("c8_elicitation")
-    pseudo_file, f = run.elicit_task(config, args.workdir, "pseudo")
-    gold_file, _ = run.elicit_task(config, args.workdir, "gold", name=GOLD)
+    params, name = labeller(config)
+    pseudo_file, f = run.elicit_task(config, args.workdir, "pseudo", params=params, labeller=name)
+    gold_file, _ = run.elicit_task(config, args.workdir, "gold", name=GOLD, params=params, labeller=name)
     with config.unlocked():
         config.data.task_files = (str(pseudo_file), str(gold_file))
     raw = runner.run_experiment(config, assets.cache_dir() / "runs")
@@ -43,7 +69,7 @@ def main() -> int:
     y = np.asarray([tasks.label_of(task, f["prompt"], it) for it in f["items"]], np.int64)
     res["notes"] = res["notes"] + [
         f"Pseudo-labels: {f['n_labelled']} of {f['n_unlabelled']} unlabelled train items (top/bottom 30 % of the "
-        f"with-thinking scores, reasoning budget {int(config.elicit.budget)} tokens); their accuracy against the "
+        f"with-thinking scores of {f['labeller']}, reasoning budget {int(config.elicit.budget)} tokens); their accuracy against the "
         f"gold labels {float((f['pseudo'] == y[f['index']]).mean()):.3f}; with-thinking AUROC on all "
         f"{len(y)} unlabelled items {metrics.auroc(f['scores'], y):.3f} (gold read after training)."]
     write.write(res, ROOT / "experiments" / "results" / "c8_elicitation")

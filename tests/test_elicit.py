@@ -147,3 +147,29 @@ def test_injected_thinker_of_known_accuracy_gives_a_gain_and_gold_is_read_only_a
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     aurocs = [r["eval/auroc/requests/harmful"] for r in rows if "eval/auroc/requests/harmful" in r]
     assert aurocs[-1] > aurocs[0] + 0.1, aurocs  # trained on pseudo-labels beats the untrained model
+
+
+def test_a_trained_labeller_scores_with_its_own_params_and_keeps_its_own_scores(tmp_path, smollm2_gguf, monkeypatch):
+    """C8's labeller is a trained arm: elicit_task scores with the params it is given and keeps those scores
+    apart from the untrained model's (a cached base file must not stand in for the labeller's)."""
+    from monitor_jax.experiment import run
+
+    seen = []
+
+    def fake(cfg, params, tokenizer, examples, protocol, **kw):
+        seen.append(params)
+        score = np.linspace(0.0, 1.0, len(examples)) if params == "trained" else np.linspace(1.0, 0.0, len(examples))
+        rows = [{"id": e.id, "score": float(s), "reasoning": ""} for e, s in zip(examples, score)]
+        return type("R", (), {"score": score, "rows": lambda self: rows})()
+
+    monkeypatch.setattr(thinking, "score_with_thinking", fake)
+    config = _tiny_elicit_config("pseudo")
+    _, base = run.elicit_task(config, tmp_path, "pseudo", progress=False)
+    _, trained = run.elicit_task(config, tmp_path, "pseudo", progress=False, params="trained", labeller="mix-s0")
+    assert seen[0] != "trained" and seen[1] == "trained"
+    assert (tmp_path / "elicit" / "thinking_scores.jsonl").exists()
+    assert (tmp_path / "elicit" / "thinking_scores.mix-s0.jsonl").exists()
+    assert trained["labeller"] == "mix-s0" and base["labeller"] == "base"
+    assert trained["pseudo"].tolist() != base["pseudo"].tolist()  # the labeller's ranking, not the cached base one
+    _, again = run.elicit_task(config, tmp_path, "pseudo", progress=False, params="trained", labeller="mix-s0")
+    assert len(seen) == 2 and again["pseudo"].tolist() == trained["pseudo"].tolist()  # reused, not rescored

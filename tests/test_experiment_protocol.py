@@ -221,6 +221,8 @@ EXPECTED = {
     ("C8", HARM, "diff", "pseudo", "gold"): +1,
     ("C8", HARM, "diff", "base", "gold"): +1,
     ("C8", HARM, "gap", "pseudo", "base", "gold"): +1,
+    ("C8", HARM, "diff", "mixture_if", "pseudo"): +1,
+    ("C8", "requests/harmful:thinking", "diff", "base", "mixture_if"): +1,
 }
 ROLES = ("a", "b", "arm", "other", "base", "ref")
 

@@ -4,6 +4,8 @@ elicitation pipeline and the experiment runner."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 from pathlib import Path
@@ -71,12 +73,14 @@ def train(config: Any, workdir: str | os.PathLike, model: Any = None, *, progres
 
 
 def elicit_task(config: Any, workdir: str | os.PathLike, labels: str, *, name: str | None = None,
-                thinker: Callable[[list], np.ndarray] | None = None, progress: bool = True) -> tuple[Any, dict]:
-    """The labelled half of elicitation: with-thinking scores of `config.elicit.limit` unlabelled items (saved in
-    `workdir/elicit/thinking_scores.jsonl` and reused), the top/bottom quantiles as pseudo-labels, written as a
-    task file named `name` (default `config.elicit.pseudo_task`) (`labels="pseudo"`), or the same items with their gold labels
-    (`labels="gold"`: the supervised comparison of the same size). Returns (task file path, facts about it);
-    with pseudo labels, no gold label is read."""
+                thinker: Callable[[list], np.ndarray] | None = None, progress: bool = True,
+                params: Any = None, labeller: str = "base") -> tuple[Any, dict]:
+    """The labelled half of elicitation: with-thinking scores of `config.elicit.limit` unlabelled items by the
+    labeller (`params`, named `labeller`; default the untrained model), saved in
+    `workdir/elicit/thinking_scores[.<labeller>].jsonl` and reused, the top/bottom quantiles as pseudo-labels,
+    written as a task file named `name` (default `config.elicit.pseudo_task`) (`labels="pseudo"`), or the same
+    items with their gold labels (`labels="gold"`: the supervised comparison of the same size). Returns (task file
+    path, facts about it); with pseudo labels, no gold label is read."""
     e = config.elicit
     if labels not in ("pseudo", "gold"):
         raise ValueError(f"config.elicit.labels must be 'pseudo' or 'gold', got {labels!r}")
@@ -92,7 +96,10 @@ def elicit_task(config: Any, workdir: str | os.PathLike, labels: str, *, name: s
     out = Path(workdir) / "elicit"
     out.mkdir(parents=True, exist_ok=True)
     model = registry.load(config.model.name)
-    scores = _thinking_scores(out / "thinking_scores.jsonl", model, unlabelled, config, thinker, progress)
+    if params is not None:
+        model = dataclasses.replace(model, params=params)
+    kept = out / ("thinking_scores.jsonl" if labeller == "base" else f"thinking_scores.{labeller}.jsonl")
+    scores = _thinking_scores(kept, model, unlabelled, config, thinker, progress)
     idx, pseudo = thinking.pseudo_labels(scores, float(e.top), float(e.bottom))
     y = np.asarray([tasks.label_of(task, prompt, items[i]) for i in idx], np.int64) if labels == "gold" else pseudo
     path = thinking.write_pseudo_task(out / ("task" if labels == "pseudo" else "gold_task"), name or e.pseudo_task,
@@ -100,7 +107,7 @@ def elicit_task(config: Any, workdir: str | os.PathLike, labels: str, *, name: s
                                       task.label_words, system=prompt.system)
     facts = {"task": task.name, "split": e.split, "n_unlabelled": len(items), "n_labelled": int(len(idx)),
              "labels": labels, "pseudo_positive_fraction": float(pseudo.mean()), "scores": scores, "items": items,
-             "index": idx, "pseudo": pseudo, "prompt": prompt, "model": model}
+             "index": idx, "pseudo": pseudo, "prompt": prompt, "model": model, "labeller": labeller}
     return path, facts
 
 
