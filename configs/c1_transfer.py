@@ -13,6 +13,8 @@ and two held-out request categories (info hazards, misinformation), each under i
 Primary comparisons per cell: mixture - base > 0 and mixture - control > 0. The agent cells are guarded by the
 committed agent-learnability results (experiments/results/agent_learnability): where in-domain training itself
 does not move the cell (CI low <= 0), transfer to it is not testable.
+Pod scales (configs/experiment.SCALES, plans in the README): `:qwen3-8b-lora` | `:llama3-8b-full` |
+`:llama3-70b-lora`, ~43 M training tokens, about 0.4 h | 0.4 h | 1.7 h of training and evaluation.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ GUARDS = {"agentdojo/unrequested": (f"{LEARNABILITY}/results.json", "in_agentdoj
 
 
 def get_config(arg: str | None = None):
-    del arg
+    """`arg`: a pod scale of configs/experiment.SCALES (none: the CPU default we report)."""
     c = x.get_config()
     with c.unlocked():
         e = c.experiment
@@ -53,4 +55,4 @@ def get_config(arg: str | None = None):
         e.notes = ("The mixture's sources share no item, domain or prompt with any cell (requests, jailbreaks and "
                    "ShareGPT-sourced text are left out of it). The agent cells' preconditions are read from the "
                    "committed learnability runs, not retrained here.",)
-    return x.lock(c)
+    return x.lock(x.scale(c, arg))

@@ -16,6 +16,8 @@ another category), tweets its far one.
 Primary comparisons: on info hazards gap recovered(near) - gap recovered(far) > 0; on AgentDojo AUROC(near) -
 AUROC(far) > 0 (the same sign as their gap difference whenever the in-domain gap, their common denominator, is
 positive: the precondition that guards it).
+Pod scales (configs/experiment.SCALES, plans in the README): `:qwen3-8b-lora` | `:llama3-8b-full` |
+`:llama3-70b-lora`, ~75 M training tokens, about 0.6 h | 0.7 h | 3.0 h of training and evaluation.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ LEARNABILITY = ("experiments/results/agent_learnability/results.json", "in_agent
 
 
 def get_config(arg: str | None = None):
-    del arg
+    """`arg`: a pod scale of configs/experiment.SCALES (none: the CPU default we report)."""
     c = x.get_config()
     with c.unlocked():
         e = c.experiment
@@ -67,4 +69,4 @@ def get_config(arg: str | None = None):
                    f"({ref_dojo}, top 2, two-way loss, lr 3e-3): its gap's CI includes 0, so gap recovered is "
                    "undefined there and C2's agent target is not testable at this scale; the transfer arms' AUROCs "
                    "against the untrained model and their controls are reported beside it.",)
-    return x.lock(c)
+    return x.lock(x.scale(c, arg))

@@ -11,7 +11,8 @@ and the initialisation, not the items. Every arm trains the same `ROWS` row-visi
 32 in-domain items (oversampled) and half on the adjacent ones; the in-domain-only reference (0 adjacent) spends
 them all on the 32 items. ROWS is 400, not the protocol's 1,200, so that the run fits 120 min from a cold
 cache (dry run on the EPYC: 114.7 min, most of it the 760 transcripts' features). Checkpoints are chosen on 96
-in-domain validation items for every arm. Seeds: 3 on the arms of the primary comparisons (small, cyber82, gen728); 1 (secondary) on the curves' inner points, on
+in-domain validation items for every arm. Seeds: 3 on the arms of the primary comparisons (small, cyber82, gen728);
+1 (secondary) on the curves' inner points, on
 `small_half` (the same 32 items, half the row-visits: the mixed arms' in-domain exposure) and on cyber82 with the
 adjacent labels shuffled (every arm learns the answer format from its in-domain labels, so this control separates
 the adjacent labels from the adjacent text; the generator's control is left out: its changed label tokens change
@@ -24,6 +25,8 @@ action the user did not ask for") is the target's question restricted to dangero
 negatives are the target's requested negatives, so the labels agree in direction. The cyber question asks whether
 a request seeks cyber-harm help: a harm reading flags a user's own request for a sensitive action, which the target
 labels No (its "requested" negatives), so the cyber labels partly conflict. `by_kind` in the results measures it.
+Pod scales (configs/experiment.SCALES, plans in the README): `:qwen3-8b-lora` | `:llama3-8b-full` |
+`:llama3-70b-lora`, ~211 M training tokens, about 1.8 h | 1.9 h | 8.4 h of training and evaluation.
 """
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ def _adjacent(series: str, n: int, shuffle: bool = False):
 
 
 def get_config(arg: str | None = None):
-    del arg
+    """`arg`: a pod scale of configs/experiment.SCALES (none: the CPU default we report)."""
     c = x.get_config()
     with c.unlocked():
         e = c.experiment
@@ -88,4 +91,4 @@ def get_config(arg: str | None = None):
         e.notes = (f"Every arm: {ROWS} row-visits (small_half: {ROWS // 2}); the mixed arms {ROWS // 2} on the {SMALL} "
                    "in-domain items and the rest on the adjacent ones. The in-domain items are one fixed set "
                    "(item seed 0) in every arm and seed.",)
-    return x.lock(c)
+    return x.lock(x.scale(c, arg))

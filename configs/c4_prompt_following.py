@@ -21,6 +21,8 @@ be what it answers), already fails, so the probe is not testable before the run 
 BBC probe. Also secondary: the inverted sport question (a negation, not a new question) and the reference.
 Dry run on the EPYC, cold cache: 118.4 min.
 News cells hold 200 of the 324 test articles (stratified), AgentDojo cells the whole split (188).
+Pod scales (configs/experiment.SCALES, plans in the README): `:qwen3-8b-lora` | `:llama3-8b-full` |
+`:llama3-70b-lora`, ~66 M training tokens, about 0.6 h | 0.6 h | 2.6 h of training and evaluation.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ LEARNABILITY = ("experiments/results/agent_learnability/results.json", "in_agent
 
 
 def get_config(arg: str | None = None):
-    del arg
+    """`arg`: a pod scale of configs/experiment.SCALES (none: the CPU default we report)."""
     c = x.get_config()
     with c.unlocked():
         e = c.experiment
@@ -78,4 +80,4 @@ def get_config(arg: str | None = None):
                    "labels, the training question asked).",
                    "The AgentDojo precondition is the committed learnability run (408 transcripts, two-way loss, "
                    "lr 3e-3): the unreq arm here trains on 96 with the default recipe.")
-    return x.lock(c)
+    return x.lock(x.scale(c, arg))

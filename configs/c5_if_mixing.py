@@ -18,6 +18,8 @@ model. Primary: on the probe, if_mix - sport > 0 and if_later - sport > 0, guard
 here (base -> sport < 0 on the probe, CI below 0). max_len 512 (articles and conversations lose their middle)
 keeps IF rows affordable on 2 cores. Dry run on the EPYC, cold cache: 113.0 min (retention, not in the
 estimate, adds a few: 32 NLLs from the cached features and 8 short greedy answers per model).
+Pod scales (configs/experiment.SCALES, plans in the README): `:qwen3-8b-lora` | `:llama3-8b-full` |
+`:llama3-70b-lora`, ~111 M training tokens, about 1.0 h | 1.0 h | 4.4 h of training and evaluation.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ CLS_SHARE_LATER, NEWS_N = 0.7, 200
 
 
 def get_config(arg: str | None = None):
-    del arg
+    """`arg`: a pod scale of configs/experiment.SCALES (none: the CPU default we report)."""
     c = x.get_config()
     with c.unlocked():
         c.data.max_len = 512
@@ -75,4 +77,4 @@ def get_config(arg: str | None = None):
                                           cell=PROBE, a="base", b="sport", direction=-1, guards=(PROBE,))]
         e.notes = ("Primary: the C4 probe improves over sport-only training with IF interleaved and with IF as a "
                    "later stage. 'Gain kept': base -> arm on the sport question stays above 0.",)
-    return x.lock(c)
+    return x.lock(x.scale(c, arg))

@@ -13,9 +13,13 @@ control (the same two-turn conversation with an empty reasoning turn), which sep
 format.
 Primary comparisons: mixture_if - base with thinking, on both tasks, guarded by the precondition that mixture_if
 still reasons (its mean generated tokens >= 50 % of the untrained model's on that cell). max_len 512 (requests are
-short; IF conversations lose their middle) keeps IF rows affordable on 2 cores. Dry run on the EPYC, cold cache: training and 1-token cells 47.9 min; the
+short; IF conversations lose their middle) keeps IF rows affordable on 2 cores. Dry run on the EPYC, cold cache:
+training and 1-token cells 47.9 min; the
 dry run does not estimate generation: 5 models x 400 items x 48 tokens at ~47 new tokens/s (bench/generate.py,
 batch 8) is ~34 min more.
+Pod scales (configs/experiment.SCALES, plans in the README): `:qwen3-8b-lora` | `:llama3-8b-full` |
+`:llama3-70b-lora`, ~24 M training tokens, about 0.2 h | 0.2 h | 1.0 h of training and evaluation,
+plus generation.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ BUDGET = 48
 
 
 def get_config(arg: str | None = None):
-    del arg
+    """`arg`: a pod scale of configs/experiment.SCALES (none: the CPU default we report)."""
     c = x.get_config()
     with c.unlocked():
         e = c.experiment
@@ -58,4 +62,4 @@ def get_config(arg: str | None = None):
         e.arms = [x.arm("base", label="untrained"), x.mixture_if_arm(), mixture]
         e.notes = ("With-thinking AUROC minus the control's says what the reasoning itself adds for each arm; both "
                    "use the same answer slot, so a trained label token is the one scored.",)
-    return x.lock(c)
+    return x.lock(x.scale(c, arg))

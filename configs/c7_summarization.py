@@ -8,7 +8,8 @@ tasks of other domains, and still writing; round 1's 1-token-only mixture is not
 trained independently of both: an in-domain monitor per task (top 2 layers, 96 balanced train items, one seed),
 which reads each summary alone with the task's question. Cells (test split, 120 items each, stratified): AgentDojo
 transcripts (an action the user did not ask for?) and harmful vs benign requests (the generator's transcripts are
-left out: their judge and summaries would add ~35 min past the 120); summaries are greedy, at most 48 tokens, with a neutral instruction that never names
+left out: their judge and summaries would add ~35 min past the 120); summaries are greedy, at most 48 tokens, with a
+neutral instruction that never names
 the bad behaviour (`eval/protocols/summarize.py`); inputs longer than max_len lose their middle. Beside each
 summarizer: the judge on the first N tokens of each input, N = that summary's length (the same-length baseline),
 and the judge on the full input (the upper reference).
@@ -18,6 +19,9 @@ judge reads full inputs at AUROC >= 0.7. At our scale no agent monitor does (exp
 measure that, and the request cell decides the claim. Dry run on the EPYC, cold cache: 74 min of training; not
 estimated by it: 3 x 2 x 120 summaries x 48 tokens plus the base model's (~16 min at ~47 new tokens/s, longer
 with the transcripts' prefill) and the judges' scoring.
+Pod scales (configs/experiment.SCALES, plans in the README): `:qwen3-8b-lora` | `:llama3-8b-full` |
+`:llama3-70b-lora`, ~46 M training tokens, about 0.4 h | 0.4 h | 1.8 h of training and evaluation,
+plus generation.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ BUDGET, N = 48, 120
 
 
 def get_config(arg: str | None = None):
-    del arg
+    """`arg`: a pod scale of configs/experiment.SCALES (none: the CPU default we report)."""
     c = x.get_config()
     with c.unlocked():
         e = c.experiment
@@ -59,4 +63,4 @@ def get_config(arg: str | None = None):
         e.notes = ("Judges are trained at max_len 1024 on full inputs and read summaries: a judge that only "
                    "recognises full transcripts would rate every summary alike, which the first-N and full-input "
                    "columns show.",)
-    return x.lock(c)
+    return x.lock(x.scale(c, arg))

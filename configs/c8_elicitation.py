@@ -17,6 +17,9 @@ CI above 50 %); otherwise the claim is not testable. Cost on the EPYC, cold cach
 pseudo arms before their task files exist): the labeller ~20 min (C6's mixture_if dry run: 36.8 min for 3 seeds),
 its 160 with-thinking answers ~3 min, pseudo and gold 3 seeds each on ~96 short requests ~12 min, cells ~15 min
 (two thinking models x 240 items x 48 tokens at ~47 tokens/s): ~50 min.
+Pod scales (configs/experiment.SCALES, plans in the README): `:qwen3-8b-lora` | `:llama3-8b-full` |
+`:llama3-70b-lora`, ~17 M training tokens, about 0.2 h | 0.2 h | 0.7 h of training and evaluation,
+plus generation.
 """
 from __future__ import annotations
 
@@ -33,7 +36,11 @@ N, BUDGET = 240, 48
 
 
 def get_config(arg: str | None = None):
-    task = arg or "requests/harmful"
+    """`arg`: "task", a pod scale of configs/experiment.SCALES, or "task,scale" (default: requests/harmful on the
+    CPU)."""
+    parts = [p for p in (arg or "").split(",") if p]
+    scale = next((p for p in parts if p in x.SCALES), None)
+    task = next((p for p in parts if p not in x.SCALES), "requests/harmful")
     c = x.get_config()
     with c.unlocked():
         c.data.max_len = 512
@@ -64,4 +71,7 @@ def get_config(arg: str | None = None):
                          x.comparison("diff", f"{task}:thinking", a="base", b="mixture_if")]
         e.preconditions = [x.precondition("label_agreement", "pseudo-labels beat chance: accuracy CI above 50 %",
                                           task=PSEUDO, reference=GOLD, threshold=0.5)]
+    c = x.scale(c, scale)
+    with c.unlocked():
+        c.elicit.max_len = int(c.data.max_len)  # the labeller reads what the monitors read
     return x.lock(c)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import copy
 
 import ml_collections
+import numpy as np
 
 from monitor_jax.core import config as base
 
@@ -192,4 +193,53 @@ def mixture_if_arm() -> ml_collections.ConfigDict:
     """C1's mixture with IF interleaved (`instruction()`): a trained model that still writes (C6-C8)."""
     mix = mixture_arm()
     return arm("mixture_if", *mix.stages[0].components, instruction(), label="mixture (5 other tasks) + IF")
+
+
+# Pod scales of every claim config (`configs/c1_transfer.py:qwen3-8b-lora`): the same arms, cells, seeds and
+# verdicts; the model, train mode, mesh, batch, budgets and max_len sized for an accelerator. Model names are
+# dims-only (`monitor-jax plan` needs no weights); a run points `--config.model.name=hf:/path/to/weights` at them.
+# `memory` is one device's, in bytes; tests/train/test_pod_configs.py plans each on its mesh (<= 90 % of it).
+SCALES = {
+    "qwen3-8b-lora": dict(model="qwen3-8b", mode="lora", accelerator="8x NVIDIA H100 80GB (one node)",
+                          memory=80 * 10**9, mesh={"data": 1, "fsdp": 8, "tensor": 1}, batch=32, lr=1e-4,
+                          minutes=12 * 60.0),
+    "llama3-8b-full": dict(model="llama3-8b", mode="full", accelerator="TPU v5p-32 (16 chips, 95 GB HBM each)",
+                           memory=95 * 10**9, mesh={"data": 1, "fsdp": 16, "tensor": 1}, batch=32, lr=1e-5,
+                           minutes=12 * 60.0),
+    "llama3-70b-lora": dict(model="llama3-70b", mode="lora", accelerator="TPU v5p-64 (32 chips, 95 GB HBM each)",
+                            memory=95 * 10**9, mesh={"data": 1, "fsdp": 16, "tensor": 2}, batch=32, lr=1e-4,
+                            minutes=48 * 60.0),
+}
+POD_MAX_LEN, POD_BUCKETS, POD_ROWS = 8192, (512, 1024, 2048, 4096, 8192), 20_000
+
+
+def scale(c: ml_collections.ConfigDict, name: str | None) -> ml_collections.ConfigDict:
+    """`c` at pod scale `name` (a key of SCALES; None: unchanged, the CPU default we report): LoRA or full
+    fine-tuning of the named model in bf16 with full remat on its mesh, 8k-token inputs (agent transcripts whole),
+    20,000 row-visits per run (every train item of our sources many times over: they, not the budget, cap the
+    scale), and a budget of hours. `c.experiment.scale` records the accelerator."""
+    if name is None:
+        return c
+    if name not in SCALES:
+        raise ValueError(f"unknown scale {name!r}; known: {sorted(SCALES)}")
+    s = SCALES[name]
+    factor = POD_ROWS / int(c.experiment.budget_rows)
+    for a in c.experiment.arms:  # an arm's own length keeps its ratio to the experiment's (C3's small_half)
+        if a.get("rows"):
+            a.rows = int(round(int(a.rows) * factor))
+    with c.unlocked():
+        c.model.name, c.model.dtype, c.model.remat = s["model"], "bfloat16", "full"
+        c.train.mode, c.train.cache_features, c.train.frozen_dtype = s["mode"], False, "bfloat16"
+        c.mesh.shape = ml_collections.ConfigDict(dict(s["mesh"]))
+        c.data.batch_size, c.data.max_len, c.data.buckets = int(s["batch"]), POD_MAX_LEN, POD_BUCKETS
+        c.eval.batch_size = int(s["batch"])
+        c.optim.lr = float(s["lr"])
+        c.experiment.budget_rows = POD_ROWS
+        c.eval.every_rows = POD_ROWS // 10
+        c.checkpoint.every = 64
+        c.experiment.budget_minutes = float(s["minutes"])
+        c.experiment.scale = ml_collections.ConfigDict({"name": name, "accelerator": s["accelerator"],
+                                                        "memory": int(s["memory"]),
+                                                        "devices": int(np.prod(list(s["mesh"].values())))})
+    return c
 
