@@ -10,13 +10,13 @@ than the generator's train split holds). Adjacent items are also drawn with item
 and the initialisation, not the items. Every arm trains the same `ROWS` row-visits; a mixed arm spends half on the
 32 in-domain items (oversampled) and half on the adjacent ones; the in-domain-only reference (0 adjacent) spends
 them all on the 32 items. ROWS is 400, not the protocol's 1,200, so that the run fits 120 min from a cold
-cache (dry run on the EPYC: 114.7 min, most of it the 760 transcripts' features). Checkpoints are chosen on 96
+cache (dry run on the EPYC: 118.8 min, most of it the 760 transcripts' features). Checkpoints are chosen on 96
 in-domain validation items for every arm. Seeds: 3 on the arms of the primary comparisons (small, cyber82, gen728);
-1 (secondary) on the curves' inner points, on
-`small_half` (the same 32 items, half the row-visits: the mixed arms' in-domain exposure) and on cyber82 with the
-adjacent labels shuffled (every arm learns the answer format from its in-domain labels, so this control separates
-the adjacent labels from the adjacent text; the generator's control is left out: its changed label tokens change
-760 cached transcript rows, 23 min at this scale).
+1 (secondary) on the curves' inner points, on `small_half` (the same 32 items, half the row-visits: the mixed arms'
+in-domain exposure) and on each series'
+largest arm with the adjacent labels shuffled (every arm learns the answer format from its in-domain labels, so
+these controls separate the adjacent labels from the adjacent text; they cost no new features: a row's features
+are cached up to its answer slot, so flipped label tokens hit the cache).
 Primary: AUROC(32 + all adjacent) - AUROC(32 alone), per series. Preconditions: the committed AgentDojo
 in-domain gap (experiments/results/agent_learnability; where it fails, every comparison is not testable), and the
 mixed arms see the in-domain items equally often.
@@ -73,8 +73,10 @@ def get_config(arg: str | None = None):
                 last = n == sizes[-1]  # the primary point: 3 seeds; the curve's inner points: 1 seed
                 e.arms.append(x.arm(mixed[-1], _small(), _adjacent(series, n), x=n, seeds=None if last else (0,),
                                     label=f"{'' if last else 'secondary, 1 seed: '}{SMALL} in-domain + {n} {task}"))
-        e.arms.append(x.arm("cyber82_shuffled", _small(), _adjacent("cyber", 82, True), seeds=(0,), x=82,
-                            label="secondary, 1 seed: cyber82 with the adjacent labels shuffled"))
+        for series, (_, sizes) in SERIES.items():
+            n = sizes[-1]
+            e.arms.append(x.arm(f"{series}{n}_shuffled", _small(), _adjacent(series, n, True), seeds=(0,), x=n,
+                                label=f"secondary, 1 seed: {series}{n} with the adjacent labels shuffled"))
         for a in e.arms[1:]:
             a.select = (k,)
         e.comparisons = [
@@ -82,7 +84,8 @@ def get_config(arg: str | None = None):
               SERIES.items()],
             *[x.comparison("diff", k, a="small", b=f"{s}{n}") for s, (_, sizes) in SERIES.items() for n in sizes[:-1]],
             *[x.comparison("diff", k, a="small_half", b=f"{s}{sizes[-1]}") for s, (_, sizes) in SERIES.items()],
-            x.comparison("diff", k, a="cyber82_shuffled", b="cyber82"),
+            *[x.comparison("diff", k, a=f"{s}{sizes[-1]}_shuffled", b=f"{s}{sizes[-1]}") for s, (_, sizes) in
+              SERIES.items()],
             x.comparison("diff", k, a="base", b="small")]
         e.preconditions = [
             x.committed_gap(LEARNABILITY[0], k, "base", LEARNABILITY[1], guards=(k,)),

@@ -192,7 +192,7 @@ EXPECTED = {
     **{("C3", AGENTDOJO, "diff", a, b): +1 for a in ("small", "small_half")
        for b in ("cyber82", "gen728")},
     **{("C3", AGENTDOJO, "diff", "small", b): +1 for b in ("cyber16", "cyber32", "gen64", "gen256")},
-    ("C3", AGENTDOJO, "diff", "cyber82_shuffled", "cyber82"): +1,
+    **{("C3", AGENTDOJO, "diff", f"{b}_shuffled", b): +1 for b in ("cyber82", "gen728")},
     ("C3", AGENTDOJO, "diff", "base", "small"): +1,
     ("C3", AGENTDOJO, "committed", "base", "in_agentdojo+two_way+lr3e-3"): +1,
     # C4: a new question on the trained domain is answered worse than untrained, as if it were the old question

@@ -32,7 +32,7 @@ from monitor_jax.train import features
 from monitor_jax.train import state as state_lib
 from monitor_jax.train import step as step_lib
 from monitor_jax.train import feature_store
-from monitor_jax.train.feature_store import row_key
+from monitor_jax.train.feature_store import needed_length, row_key
 
 LIMIT_MINUTES = 120.0  # a claim's run must fit alone on this machine from a cold cache (issue 22)
 
@@ -175,7 +175,7 @@ def estimate(config: Any, costs: dict[str, Any], tokenizer: Any, stored: Any = N
     def feature_seconds(rendered: list) -> float:
         total = 0.0
         for r in rendered:
-            key = row_key(r.tokens, len(r))
+            key = _row_key(r)
             if key in seen:
                 continue
             seen.add(key)
@@ -213,7 +213,7 @@ def estimate(config: Any, costs: dict[str, Any], tokenizer: Any, stored: Any = N
         n_evals = (steps // every if every > 0 else 0) + (0 if every > 0 and steps % every == 0 else 1)
         n_evals += bool(rc.eval.get("at_start"))
         a = {"name": arm.name, "runs": n_runs, "steps": steps, "rows": steps * rows_per_step,
-             "distinct_rows": len({row_key(r.tokens, len(r)) for r in rows}),
+             "distinct_rows": len({_row_key(r) for r in rows}),
              "feature_min": (feature_seconds(rows) + feature_seconds(select)) / 60,
              "train_min": n_runs * steps * step_s / 60, "select_min": n_runs * n_evals * upper_seconds(select) / 60}
         a["total_min"] = a["feature_min"] + a["train_min"] + a["select_min"]
@@ -288,3 +288,9 @@ def detectable(config: Any) -> list[str]:
             sizes.append((cells.cell_key(cell), int(labels.sum()), int((labels == 0).sum())))
     e = config.experiment
     return power.describe(sizes, str(e.split), len(e.seeds))
+
+
+def _row_key(r: Any) -> bytes:
+    """The feature store's key of a rendered row (`feature_store.needed_length`: a label token is not part of it)."""
+    return row_key(r.tokens, needed_length(len(r), r.answer_index, r.is_classification, r.loss_mask))
+

@@ -42,6 +42,31 @@ def row_key(tokens: np.ndarray, n: int) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(tokens[:n], np.int32).tobytes(), digest_size=16).digest()
 
 
+def needed_length(n: int, answer_index: int, is_classification: bool, loss_mask: np.ndarray | None) -> int:
+    """Of a row's n real tokens, how many a step or a score reads lower-stack features of: a classification row's up
+    to its answer slot (the output at answer_index - 1 predicts the answer; the answer token is only a target), an
+    IF row's up to its last target (likewise), else all n. Rows alike up to there share their cached features,
+    e.g. a shuffled-label control's rows and their true-label rows; the features past it are zeros."""
+    if is_classification and answer_index > 0:
+        return min(int(answer_index), n)
+    targets = np.flatnonzero(np.asarray(loss_mask)[:n] > 0) if loss_mask is not None else ()
+    return int(targets[-1]) if len(targets) else n
+
+
+def needed_lengths(batch: dict[str, np.ndarray]) -> np.ndarray:
+    """`needed_length` of every row of a batch dict ([..., T] arrays flattened to rows)."""
+    seg = np.asarray(batch["segment_ids"])
+    t = seg.shape[-1]
+    n = (seg.reshape(-1, t) > 0).sum(axis=1)
+    if "answer_index" not in batch:
+        return n
+    ans = np.asarray(batch["answer_index"]).reshape(-1)
+    cls = np.asarray(batch["is_classification"]).reshape(-1)
+    mask = np.asarray(batch["loss_mask"]).reshape(-1, t)
+    return np.asarray([needed_length(int(n[i]), int(ans[i]), bool(cls[i]), mask[i]) if n[i] else 0
+                       for i in range(len(n))], np.int64)
+
+
 def tree_digest(tree: Any) -> str:
     """A digest of a param tree's leaves (paths, dtypes, shapes, bytes). Leaves spread over several processes are
     digested by this process's shards (each host keys its own rows)."""

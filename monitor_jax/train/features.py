@@ -41,7 +41,7 @@ from monitor_jax.train.mode import TrainMode
 from monitor_jax.core import sharding as shd
 from monitor_jax.train import feature_store
 from monitor_jax.train import step as step_lib
-from monitor_jax.train.feature_store import MemoryStore, row_key
+from monitor_jax.train.feature_store import MemoryStore, needed_lengths, row_key
 
 __all__ = ["FeatureCache", "MemoryStore", "lower_forward", "n_lower_layers", "row_key"]
 
@@ -166,12 +166,12 @@ class FeatureCache:
         return np.concatenate(out) if out else np.zeros((0, inputs.shape[1], self.d), self.dtype)
 
     def _compute(self, frozen: Any, tokens: np.ndarray, positions: np.ndarray, segments: np.ndarray,
-                 chunk: int) -> np.ndarray:
+                 chunk: int, lengths: np.ndarray) -> np.ndarray:
         """Lower features of host rows [M, T] (M a multiple of `chunk`): the whole lower stack, or with a base
-        stack its features (stored, or computed and stored there) then the layers above it."""
+        stack its features (stored, or computed and stored there, keyed by the rows' needed `lengths`) then the
+        layers above it."""
         if self.n_base is None:
             return self._run(self._fn, frozen, tokens, positions, segments, chunk)
-        lengths = (segments > 0).sum(axis=1)
         keys = [row_key(tokens[i], int(n)) if n else None for i, n in enumerate(lengths)]
         hidden = np.zeros((*tokens.shape, self.d), self.dtype)
         need = []
@@ -199,7 +199,7 @@ class FeatureCache:
         flat_tok = tokens.reshape(-1, t)
         flat_pos = np.asarray(batch["positions"]).reshape(-1, t)
         flat_seg = np.asarray(batch["segment_ids"]).reshape(-1, t)
-        lengths = (flat_seg > 0).sum(axis=1)
+        lengths = needed_lengths(batch)  # real tokens whose features are read (not a label token after its slot)
         keys = [row_key(flat_tok[i], int(lengths[i])) if lengths[i] else None for i in range(len(flat_tok))]
         store = self.open(frozen)
         found: dict[bytes, np.ndarray] = {}
@@ -219,7 +219,8 @@ class FeatureCache:
         chunk = self._chunk(len(missing), chunk)
         idx, seg = _filled(missing, flat_seg, chunk)
         if len(idx):
-            feats = self._compute(frozen, flat_tok[idx], flat_pos[idx], seg, chunk)
+            need = np.where(np.arange(len(idx)) < len(missing), lengths[idx], 0)  # filler rows: none
+            feats = self._compute(frozen, flat_tok[idx], flat_pos[idx], seg, chunk, need)
             for j, i in enumerate(missing):
                 store.put(keys[i], np.asarray(feats[j, : lengths[i]], self.dtype))
                 found[keys[i]] = store.get(keys[i])  # as stored (bfloat16 storage: every step sees the same)

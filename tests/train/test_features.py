@@ -12,7 +12,7 @@ from monitor_jax.train import data as data_lib
 from monitor_jax.core import config as config_lib
 from monitor_jax.train import metric_log
 from monitor_jax.core import sharding
-from monitor_jax.train import features, loop
+from monitor_jax.train import feature_store, features, loop
 from monitor_jax.train import state as state_lib
 
 
@@ -51,11 +51,14 @@ def test_features_equal_the_lower_stack_and_are_computed_once(tmp_path, model, s
     assert cache.stats()["features/misses"] <= n_real and cache.stats()["features/hits"] + \
         cache.stats()["features/misses"] == n_real
 
-    # Equal to the frozen lower layer run directly, at every real position; padding positions are zeros.
+    # Equal to the frozen lower layer run directly, at every position a step reads (a classification row's up to
+    # its answer slot); past it (the label token, padding) zeros.
     lower, _ = transformer.split_params(jax.tree_util.tree_map(np.asarray, model.params), model.cfg.n_layers - 1)
     tok, pos, seg = (jnp.asarray(batch[k][0]) for k in ("tokens", "positions", "segment_ids"))
     ref = np.asarray(features.lower_forward(model.cfg.replace(n_layers=1, remat="none"), lower, tok, pos, seg))
-    real = np.asarray(seg) > 0
+    needed = feature_store.needed_lengths({k: v[0] for k, v in batch.items() if k != "id"})
+    real = np.arange(seg.shape[-1])[None] < needed[:, None]
+    assert real.sum() < (np.asarray(seg) > 0).sum()  # the label tokens are left out
     np.testing.assert_allclose(emb[0][real], ref[real], rtol=1e-5, atol=1e-5)
     assert not emb[0][~real].any()
 
@@ -108,10 +111,34 @@ def test_a_few_missing_rows_are_computed_in_a_smaller_chunk(model):
     cache = features.FeatureCache(config, model.cfg, mesh, shardings, shared_store=store)
     calls = []
     compute = cache._compute
-    cache._compute = lambda f, t, p, s, chunk: calls.append(len(t)) or compute(f, t, p, s, chunk)  # noqa: E731
+    cache._compute = lambda f, t, p, s, chunk, n: calls.append(len(t)) or compute(f, t, p, s, chunk, n)  # noqa: E731
     rows = batch["tokens"].shape[-2]
-    first = {k: v[:, 1:] if k in ("tokens", "positions", "segment_ids") else v for k, v in batch.items()}
+    lead = batch["tokens"].shape[:2]  # [K, B]: every per-row array loses its first row
+    first = {k: v[:, 1:] if np.shape(v)[:2] == lead else v for k, v in batch.items()}
     cache.add_features(first, frozen)  # all rows but the first: computed in chunks of rows - 1
     got = cache.add_features(batch, frozen)["embeddings"]  # only the first row is missing
     assert calls[-1] == 1 and cache._chunk(1, rows) == 1 and cache._chunk(3, 8) == 4 and cache._chunk(8, 8) == 8
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_rows_that_differ_only_in_their_label_token_share_features(tmp_path, model):
+    """A shuffled-label control's rows are its true-label rows up to the answer slot: the step never reads the
+    features of the label token, so they are not keyed by it and nothing is recomputed."""
+    config = _config(True)
+    mesh = sharding.make_mesh(config.mesh.shape)
+    state, shardings = state_lib.create_train_state(config, model, mesh)
+    cache = features.FeatureCache(config, model.cfg, mesh, shardings.frozen, tmp_path)
+    batch = next(data_lib.train_batches(model.tokenizer, config))
+    out = cache.add_features(batch, state.frozen)["embeddings"]
+    misses = cache.stats()["features/misses"]
+    flipped = {k: np.array(v, copy=True) for k, v in batch.items()}
+    tok, ans, ids = flipped["tokens"], flipped["answer_index"], flipped["label_ids"]
+    cls = flipped["is_classification"].astype(bool)
+    assert cls.any()
+    for idx in zip(*np.nonzero(cls)):
+        yes, no = ids[idx]
+        tok[idx][ans[idx]] = no if tok[idx][ans[idx]] == yes else yes
+    assert not np.array_equal(tok, batch["tokens"])
+    again = cache.add_features(flipped, state.frozen)["embeddings"]
+    assert cache.stats()["features/misses"] == misses
+    np.testing.assert_array_equal(again, out)
