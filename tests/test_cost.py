@@ -25,6 +25,7 @@ def test_measure_on_the_tiny_model_is_cached_and_scales_with_the_arms(tmp_path, 
     model = registry.load("tiny-random-llama")
     costs = cost.measure(config, model, root=tmp_path)
     assert costs["lengths"] == [128, 128] and costs["layer_row_s"][0] > 0 and costs["step_row_s"][0] > 0
+    assert costs["decode_step_s"] > 0  # one greedy decode step of a batch, compile and prefill excluded
     assert cost.measure(config, model, root=tmp_path) == costs and len(list(tmp_path.glob("*.json"))) == 1
 
     est = cost.estimate(config, costs, model.tokenizer)
@@ -33,7 +34,7 @@ def test_measure_on_the_tiny_model_is_cached_and_scales_with_the_arms(tmp_path, 
     assert arms["harm"]["runs"] == 2 and arms["harm"]["steps"] == 4 and arms["harm"]["rows"] == 32
     assert arms["harm"]["distinct_rows"] == 16
     assert est["total_min"] == pytest.approx(sum(a["total_min"] for a in est["arms"]) + est["cell_features_min"]
-                                             + est["cells_min"])
+                                             + est["cells_min"] + est["generation_min"])
     assert not est["over"]
     slow = {**costs, "layer_row_s": [x * 1e6 for x in costs["layer_row_s"]]}
     assert cost.estimate(config, slow, model.tokenizer)["over"]
@@ -49,6 +50,35 @@ def test_measure_on_the_tiny_model_is_cached_and_scales_with_the_arms(tmp_path, 
     assert half["cached_rows"] == 0
     assert half["cell_features_min"] == pytest.approx(est["cell_features_min"] * (n_lower - n_lower // 2) / n_lower)
     assert "with the feature store as it is" in cost.report(config, costs, est, half)
+
+
+def test_generated_views_are_estimated_from_prefill_and_decode_steps(tiny_experiment):
+    """A thinking cell costs two prefills and `budget` decode steps per batch per model; its empty-reasoning
+    control two prefills and no decoding; a summary cell one prefill, `budget` steps and the judge's full read."""
+    config = TE._config(tiny_experiment)
+    tok = registry.load("tiny-random-llama").tokenizer
+    task = config.experiment.cells[0].task
+    costs = {**FIXED, "decode_step_s": 0.5}
+
+    def with_view(view: str, budget: int):
+        c = TE._config(tiny_experiment)
+        with c.unlocked():
+            c.experiment.cells = [config_lib.load_module("configs/experiment.py").cell(
+                task, 16, "view", name=f"{task}:{view}", view=view, budget=budget, arms=("base",))]
+        return cost.estimate(c, costs, tok)
+
+    think, longer, control = with_view("thinking", 8), with_view("thinking", 16), with_view("thinking_control", 8)
+    decode = 2 * 8 * 0.5 / 60  # 16 items in 2 batches of 8, 8 steps of 0.5 s
+    prefill = control["generation_min"]  # the control: one prefill, no decoding
+    assert longer["generation_min"] - think["generation_min"] == pytest.approx(decode)
+    assert think["generation_min"] == pytest.approx(2 * prefill + decode)
+    assert prefill > 0 and control["cells_min"] == 0  # no plain scoring
+    summary = with_view("summary", 8)
+    assert summary["generation_min"] == pytest.approx(prefill + decode)
+    assert summary["cells_min"] > 0 and not summary["skipped"]  # the judge on full inputs
+    assert think["total_min"] == pytest.approx(think["generation_min"] + think["cell_features_min"]
+                                               + think["cells_min"] + sum(a["total_min"] for a in think["arms"]))
+    assert "generation" in cost.report(config, costs, think)
 
 
 def test_stored_layers_sees_the_own_and_the_base_stack(tmp_path, tiny_experiment):

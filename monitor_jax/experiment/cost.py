@@ -25,6 +25,7 @@ import numpy as np
 
 from monitor_jax.core import assets, io, sharding
 from monitor_jax.data import pipeline
+from monitor_jax.eval import generate
 from monitor_jax.experiment import cells, power, views
 from monitor_jax.model import registry, transformer
 from monitor_jax.train import data as train_data
@@ -103,7 +104,9 @@ def measure(config: Any, model: Any = None, *, refresh: bool = False,
     model = model or registry.load(config.model.name)
     path = Path(root or assets.cache_dir() / "cost") / f"{_key(config, model.cfg)}.json"
     if path.exists() and not refresh:
-        return json.loads(path.read_text())
+        kept = json.loads(path.read_text())
+        if "decode_step_s" in kept:  # (measured before the decode step was: measured again)
+            return kept
     b, lengths = int(config.data.batch_size), probe_lengths(config)
     mesh = sharding.make_mesh(config.mesh.shape)
     layer_cfg = step_lib.compute_config(config, model.cfg).replace(n_layers=1, remat="none")
@@ -126,11 +129,26 @@ def measure(config: Any, model: Any = None, *, refresh: bool = False,
 
         step_s.append(_time(step) / b)
     out = {"machine": machine(), "model": str(config.model.name), "n_layers": model.cfg.n_layers,
+           "decode_step_s": decode_step_seconds(config, model, b),
            "top_k": int(config.train.top_k), "batch_size": b, "lengths": list(lengths),
            "layer_row_s": list(_fit(lengths, tuple(layer_s))), "step_row_s": list(_fit(lengths, tuple(step_s))),
            "measured": time.strftime("%Y-%m-%d %H:%M")}
     io.write_json(path, out, indent=1)
     return out
+
+
+def decode_step_seconds(config: Any, model: Any, b: int) -> float:
+    """Seconds of one greedy decode step of `b` rows with the KV cache (the full model, as the thinking and summary
+    views generate): two generation lengths on the same prompts, differenced, so prefill and compile drop out."""
+    cfg = step_lib.compute_config(config, model.cfg)
+    prompts = [list(range(1, 65)) for _ in range(b)]  # no stop ids: every row decodes all n tokens
+
+    def run(n: int) -> Any:
+        return generate.generate_ids(cfg, model.params, prompts, generate.Sampling(max_new_tokens=n),
+                                     pad_id=model.tokenizer.pad_id, batch_size=b, progress=False)
+
+    short, long = _time(lambda: run(4), reps=1), _time(lambda: run(20), reps=1)
+    return max(long - short, 0.0) / 16
 
 
 def _per_row(coef: list[float], t: np.ndarray) -> np.ndarray:
@@ -218,19 +236,21 @@ def estimate(config: Any, costs: dict[str, Any], tokenizer: Any, stored: Any = N
              "train_min": n_runs * steps * step_s / 60, "select_min": n_runs * n_evals * upper_seconds(select) / 60}
         a["total_min"] = a["feature_min"] + a["train_min"] + a["select_min"]
         arms.append(a)
-    cells_min, cell_features = 0.0, 0.0
+    cells_min, cell_features, generation = 0.0, 0.0, 0.0
     for cell in e.cells:
-        if views.view_of(cell) != "plain":
-            skipped.append(f"{cells.cell_key(cell)} ({views.view_of(cell)}: generation not estimated)")
-            continue
         rendered = pipeline.render_examples(tokenizer, cells.cell_examples(config, cell), max_len)[0]
-        cell_features += feature_seconds(rendered) / 60
         n_models = sum(runs_per_arm.get(a, 0) for a in (cell.get("arms") or [x.name for x in e.arms]))
-        cells_min += n_models * upper_seconds(rendered) / 60
-    total = sum(a["total_min"] for a in arms) + cell_features + cells_min
+        view = views.view_of(cell)
+        if view == "plain" or view == "summary":  # a summary cell's judge also reads the full inputs once
+            cell_features += feature_seconds(rendered) / 60
+            cells_min += (n_models if view == "plain" else 1) * upper_seconds(rendered) / 60
+        if view != "plain":
+            generation += n_models * generation_seconds(costs, rendered, view, int(cell.budget), lengths) / 60
+    total = sum(a["total_min"] for a in arms) + cell_features + cells_min + generation
     if config.get("elicit"):
         skipped.append("the elicitation step (with-thinking pseudo-labels) before the runner")
-    return {"arms": arms, "cell_features_min": cell_features, "cells_min": cells_min, "skipped": skipped,
+    return {"arms": arms, "cell_features_min": cell_features, "cells_min": cells_min, "generation_min": generation,
+            "skipped": skipped,
             "total_min": total, "over": total > LIMIT_MINUTES, "cached_rows": counts["cached"],
             "distinct_rows": counts["distinct"]}
 
@@ -251,7 +271,8 @@ def report(config: Any, costs: dict[str, Any], est: dict[str, Any], warm: dict[s
         lines.append(f"  {a['name']:<16} {a['runs']:>4} {a['steps']:>6} {a['rows']:>10} {a['distinct_rows']:>8} "
                      f"{a['feature_min']:>8.1f}m {a['train_min']:>7.1f}m {a['select_min']:>7.1f}m "
                      f"{a['total_min']:>7.1f}m")
-    lines.append(f"  cells: features {est['cell_features_min']:.1f}m, scoring {est['cells_min']:.1f}m")
+    lines.append(f"  cells: features {est['cell_features_min']:.1f}m, scoring {est['cells_min']:.1f}m"
+                 + (f", generation {est['generation_min']:.1f}m" if est.get("generation_min") else ""))
     for s in est["skipped"]:
         lines.append(f"  not estimated: {s}")
     flag = f"  OVER {LIMIT_MINUTES:.0f} MIN" if est["over"] else ""
@@ -293,4 +314,15 @@ def detectable(config: Any) -> list[str]:
 def _row_key(r: Any) -> bytes:
     """The feature store's key of a rendered row (`feature_store.needed_length`: a label token is not part of it)."""
     return row_key(r.tokens, needed_length(len(r), r.answer_index, r.is_classification, r.loss_mask))
+
+
+def generation_seconds(costs: dict[str, Any], rendered: list, view: str, budget: int,
+                       lengths: tuple[int, ...]) -> float:
+    """One model's seconds on a generated view of these rows: the full model's prefill of every prompt (twice for
+    thinking: the prompt, then the conversation with its reasoning, scored at the answer slot) and `budget` decode
+    steps per batch (none for the empty-reasoning control; summaries decode `budget` too)."""
+    prefill = float(_per_row(costs["layer_row_s"], _padded(rendered, lengths)).sum()) * int(costs["n_layers"])
+    batches = -(-len(rendered) // int(costs["batch_size"]))
+    steps = 0 if view == "thinking_control" else budget
+    return prefill * (2 if view == "thinking" else 1) + batches * steps * float(costs.get("decode_step_s", 0.0))
 
