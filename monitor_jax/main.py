@@ -530,6 +530,9 @@ def _parse(command: Command, rest: list[str]) -> tuple[Flags, list[str]]:
     if command.positional.endswith("..."):
         return fv, args
     allowed = command.positional.split("|") if command.positional else []
+    if allowed and not args:
+        raise flags.Error(f"{command.name}: needs a subcommand ({' | '.join(allowed)}); usage: {_PROG} "
+                          f"{command.synopsis}")
     if (allowed and (len(args) != 1 or args[0] not in allowed)) or (not allowed and args):
         raise flags.Error(f"{command.name}: unexpected arguments {args}; usage: {_PROG} {command.synopsis}")
     return fv, args

@@ -20,6 +20,8 @@ def test_score_prints_one_probability_per_text():
 def test_bad_usage_and_bad_label_word_fail_clearly():
     out = _run("frobnicate")
     assert out.returncode == 2 and "usage: monitor-jax" in out.stderr
+    out = _run("tasks")  # a command whose subcommand is missing names it (it once said "unexpected arguments []")
+    assert out.returncode == 2 and "needs a subcommand (list)" in out.stderr and "[]" not in out.stderr
     out = _run("score", "--model=tiny-random-llama", "--label_words=Absolutely yes,No", "text")
     assert out.returncode == 1 and "Absolutely yes" in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
