@@ -221,7 +221,8 @@ def _preconditions_md(res: dict) -> list[str]:
     rows = []
     for p in res["preconditions"]:
         value = tables.ci_text(p["ci"]) if p.get("ci") else metrics.fmt_value(p.get("value"))
-        need = {"diff": f"CI {'above' if int(p.get('direction', 1)) > 0 else 'below'} 0",
+        side = f"CI {'above' if int(p.get('direction', 1)) > 0 else 'below'} 0"
+        need = {"diff": side, "committed": side,
                 "label_agreement": f"CI above {p.get('threshold')}",
                 "exposure_ratio": f"≤ {p.get('threshold')}"}.get(p["kind"], f"≥ {p.get('threshold')}")
         holds = {True: "yes", False: "**no**", None: "not evaluated"}[p.get("passed")]
