@@ -13,10 +13,9 @@ control (the same two-turn conversation with an empty reasoning turn), which sep
 format.
 Primary comparisons: mixture_if - base with thinking, on both tasks, guarded by the precondition that mixture_if
 still reasons (its mean generated tokens >= 50 % of the untrained model's on that cell). max_len 512 (requests are
-short; IF conversations lose their middle) keeps IF rows affordable on 2 cores. Dry run on the EPYC, cold cache:
-training and 1-token cells 47.9 min; the
-dry run does not estimate generation: 5 models x 400 items x 48 tokens at ~47 new tokens/s (bench/generate.py,
-batch 8) is ~34 min more.
+short; IF conversations lose their middle) keeps IF rows affordable on 2 cores.
+Dry run on the EPYC, cold cache: 111.5 min
+(training 41.3, cells 4.4, generation 65.9: prefill and a measured greedy decode step per batch).
 Pod scales (configs/experiment.SCALES, plans in the README): `:qwen3-8b-lora` | `:llama3-8b-full` |
 `:llama3-70b-lora`, ~24 M training tokens, about 0.2 h | 0.2 h | 1.0 h of training and evaluation,
 plus generation.

@@ -16,9 +16,8 @@ and the judge on the full input (the upper reference).
 Primary comparisons: judge AUROC on mixture_if summaries - on base summaries, per task. Precondition per task: the
 judge reads full inputs at AUROC >= 0.7. At our scale no agent monitor does (experiments/results/agent_learnability:
 0.57 on AgentDojo, 0.49 on the generator's), so the AgentDojo cell is expected to be not testable; it is run to
-measure that, and the request cell decides the claim. Dry run on the EPYC, cold cache: 74 min of training; not
-estimated by it: 3 x 2 x 120 summaries x 48 tokens plus the base model's (~16 min at ~47 new tokens/s, longer
-with the transcripts' prefill) and the judges' scoring.
+measure that, and the request cell decides the claim. Dry run on the EPYC, cold cache: 113.4 min
+(training 70.8, cells 7.2, generation 35.4).
 Pod scales (configs/experiment.SCALES, plans in the README): `:qwen3-8b-lora` | `:llama3-8b-full` |
 `:llama3-70b-lora`, ~46 M training tokens, about 0.4 h | 0.4 h | 1.8 h of training and evaluation,
 plus generation.
