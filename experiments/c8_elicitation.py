@@ -70,8 +70,7 @@ def main() -> int:
     res["notes"] = res["notes"] + [
         f"Pseudo-labels: {f['n_labelled']} of {f['n_unlabelled']} unlabelled train items (top/bottom 30 % of the "
         f"with-thinking scores of {f['labeller']}, reasoning budget {int(config.elicit.budget)} tokens); their "
-        f"accuracy against the "
-        f"gold labels {float((f['pseudo'] == y[f['index']]).mean()):.3f}; with-thinking AUROC on all "
+        f"accuracy against the gold labels {float((f['pseudo'] == y[f['index']]).mean()):.3f}; with-thinking AUROC on all "
         f"{len(y)} unlabelled items {metrics.auroc(f['scores'], y):.3f} (gold read after training)."]
     write.write(res, ROOT / "experiments" / "results" / "c8_elicitation")
     print(write.table(res), f"\nverdict: {res['verdict']}")

@@ -5,7 +5,6 @@ elicitation pipeline and the experiment runner."""
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import os
 from pathlib import Path

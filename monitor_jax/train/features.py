@@ -219,8 +219,8 @@ class FeatureCache:
         chunk = self._chunk(len(missing), chunk)
         idx, seg = _filled(missing, flat_seg, chunk)
         if len(idx):
-            need = np.where(np.arange(len(idx)) < len(missing), lengths[idx], 0)  # filler rows: none
-            feats = self._compute(frozen, flat_tok[idx], flat_pos[idx], seg, chunk, need)
+            needed = np.where(np.arange(len(idx)) < len(missing), lengths[idx], 0)  # filler rows: none
+            feats = self._compute(frozen, flat_tok[idx], flat_pos[idx], seg, chunk, needed)
             for j, i in enumerate(missing):
                 store.put(keys[i], np.asarray(feats[j, : lengths[i]], self.dtype))
                 found[keys[i]] = store.get(keys[i])  # as stored (bfloat16 storage: every step sees the same)
