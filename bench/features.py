@@ -8,12 +8,13 @@ agentdojo/unrequested, agent/sabotage and requests/harmful, rendered at max_len 
          its longest row (dynamic padding), inference mode
 Each precision in --precisions is one pair: float32 (both sides fp32), bfloat16 (ours `model.matmul_dtype=
 "bfloat16"`: bf16 matmul operands, fp32 products and activations; PyTorch under CPU autocast to bf16, fp32
-weights). Both count real tokens only; medians of --repeats passes over all batches after one warm-up pass. Also
+weights). --bucket_sets adds our side padded to finer buckets ("64": every multiple of 64 up to 1024; "default" is
+BUCKETS): a lever on our padding (more compiled shapes, fewer padded slots). Both count real tokens only; medians of --repeats passes over all batches after one warm-up pass. Also
 the max |difference| of the features at real positions: ours vs PyTorch (a parity check of the bench itself) and
 ours bf16 vs ours fp32 (what bf16 costs in accuracy, relative to the features' largest value).
 
     python bench/features.py [--n_lower=28] [--rows_per_task=16] [--repeats=3] [--precisions=float32,bfloat16]
-        [--out=bench/results/features.md]
+        [--bucket_sets=default,64] [--out=bench/results/features.md]
 """
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ import common
 TASKS = ("agentdojo/unrequested", "agent/sabotage", "requests/harmful")
 BUCKETS = (128, 256, 512, 768, 1024)
 BATCH = 8
+
+
+def bucket_set(name: str) -> tuple[int, ...]:
+    """BUCKETS ("default") or every multiple of `name` tokens up to the largest bucket."""
+    if name == "default":
+        return BUCKETS
+    return tuple(range(int(name), BUCKETS[-1] + 1, int(name)))
 
 
 def rows(tokenizer, per_task: int) -> list[np.ndarray]:
@@ -105,6 +113,7 @@ def main() -> None:
     ap.add_argument("--rows_per_task", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--precisions", default="float32,bfloat16")
+    ap.add_argument("--bucket_sets", default="default,64")
     ap.add_argument("--max_load", type=float, default=1.5)
     ap.add_argument("--wait", type=float, default=1800)
     ap.add_argument("--out", default="bench/results/features.md")
@@ -116,24 +125,30 @@ def main() -> None:
     model = registry.load("smollm2-135m")
     rs = rows(model.tokenizer, args.rows_per_task)
     n_tok = sum(len(r) for r in rs)
-    our_b = batches(rs, lambda n: BUCKETS[pipeline.bucket_of(n, BUCKETS)])
+    sets = {name: bucket_set(name) for name in args.bucket_sets.split(",")}
+    our_bs = {name: batches(rs, lambda n, b=b: b[pipeline.bucket_of(n, b)]) for name, b in sets.items()}
+    our_b = next(iter(our_bs.values()))
     torch_b = batches(rs, lambda n: n)
     load0 = common.wait_quiet(args.max_load, args.wait)
     tmodel = torch_lower(args.n_lower)
     table, notes, got = [], [], {}
+    flags = f", XLA_FLAGS={os.environ['XLA_FLAGS']}" if os.environ.get("XLA_FLAGS") else ""  # a flag lever's rows
     for precision in args.precisions.split(","):
         mm = None if precision == "float32" else precision
-        run_ours, _ = ours(model, args.n_lower, our_b, mm)
-        got_ours = [np.asarray(h) for h in run_ours()]  # compiles every bucket
-        t_ours, ts_ours = common.median_time(run_ours, args.repeats)
         run_torch = torch_side(tmodel, torch_b, mm)
         got_torch = [h.numpy() for h in run_torch()]
         t_torch, ts_torch = common.median_time(run_torch, args.repeats)
-        got[precision] = got_ours
-        table += [f"| features: ours, {precision} (jit, buckets) | {n_tok / t_ours:.0f} | {t_ours:.2f} | "
-                  f"{', '.join(f'{t:.2f}' for t in ts_ours)} | **{t_torch / t_ours:.2f}x** | ≥ 1.1x |",
-                  f"| features: PyTorch, {precision} (dynamic padding) | {n_tok / t_torch:.0f} | {t_torch:.2f} | "
-                  f"{', '.join(f'{t:.2f}' for t in ts_torch)} | 1.00x | |"]
+        for name, bs in our_bs.items():
+            run_ours, _ = ours(model, args.n_lower, bs, mm)
+            got_ours = [np.asarray(h) for h in run_ours()]  # compiles every bucket
+            t_ours, ts_ours = common.median_time(run_ours, args.repeats)
+            got.setdefault(precision, got_ours)
+            label = ("buckets" if name == "default" else f"buckets every {name}") + flags
+            table.append(f"| features: ours, {precision} (jit, {label}) | {n_tok / t_ours:.0f} | {t_ours:.2f} | "
+                         f"{', '.join(f'{t:.2f}' for t in ts_ours)} | **{t_torch / t_ours:.2f}x** | ≥ 1.1x |")
+        table.append(f"| features: PyTorch, {precision} (dynamic padding) | {n_tok / t_torch:.0f} | {t_torch:.2f} | "
+                     f"{', '.join(f'{t:.2f}' for t in ts_torch)} | 1.00x | |")
+        got_ours = got[precision]
         notes.append(f"{precision}: max |ours − PyTorch| at real positions {max_diff(got_ours, got_torch, torch_b):.2e}.")
     if "float32" in got:
         scale = max(float(np.abs(np.asarray(h)[s > 0]).max()) for h, (_, s) in zip(got["float32"], our_b))
@@ -141,13 +156,14 @@ def main() -> None:
             d = max_diff(got[precision], got["float32"], our_b)
             notes.append(f"ours {precision} vs ours float32: max |difference| {d:.3g} ({d / scale:.2%} of the "
                          f"largest fp32 feature, {scale:.3g}).")
-    padded_ours = sum(t.size for t, _ in our_b)
+    padded = ", ".join(f"{'buckets ' + str(sets[n]) if n == 'default' else 'every ' + n}: "
+                       f"{sum(t.size for t, _ in bs)} slots" for n, bs in our_bs.items())
     lines = [f"# Feature pass: the lower {args.n_lower} layers of SmolLM2-135M-Instruct, ours vs PyTorch", "",
              f"Command: `python {' '.join(sys.argv)}`  ", f"Machine: {common.machine()}; load {load0:.2f} -> "
              f"{os.getloadavg()[0]:.2f}; took {time.time() - start:.0f} s.  ",
              f"Rows: {len(rs)} ({args.rows_per_task} validation rows each of {', '.join(TASKS)}), {n_tok} real tokens, "
-             f"sorted, batches of {BATCH}; ours padded to buckets {BUCKETS} ({padded_ours} slots), PyTorch to each "
-             f"batch's longest row.", "",
+             f"sorted, batches of {BATCH}; ours padded to buckets ({padded}), PyTorch to each batch's longest row "
+             f"({sum(t.size for t, _ in torch_b)} slots).", "",
              "| side | real tok/s | pass s (median) | passes | vs PyTorch | target |", "|---|---|---|---|---|---|",
              *table, "", *notes, ""]
     text = "\n".join(lines)

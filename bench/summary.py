@@ -12,8 +12,8 @@ import argparse
 import pathlib
 import re
 
-FILES = ("train_step.md", "features.md", "scoring.md", "scoring_after_attention.md", "scoring_xeon_fp32.md",
-         "scoring_bf16.md", "bf16_accuracy.md", "generate.md")  # later rows of the same
+FILES = ("train_step.md", "features.md", "features_xnnpack.md", "scoring.md", "scoring_bf16.md", "bf16_accuracy.md",
+         "generate.md", "arm.md")  # later rows of the same
 # measurement replace earlier ones (a partial rerun, e.g. `bench/scoring.py --parts=fixed,mix --out=...`)
 RATIO = re.compile(r"\*\*([0-9.]+)x( cost)?\*\*")
 TARGET = re.compile(r"([≥≤])\s*([0-9.]+)x")
@@ -52,6 +52,12 @@ def target_rows(text: str, source: str) -> list[tuple[str, float, str, bool | No
     return out
 
 
+def machine_of(text: str) -> str:
+    """The CPU model a result file names on its "Machine:" line (before the first comma)."""
+    line = next((ln for ln in text.splitlines() if ln.startswith("Machine:")), "Machine: ?")
+    return line.split(":", 1)[1].split(",")[0].split(";")[0].strip()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default=str(pathlib.Path(__file__).with_name("results")))
@@ -64,20 +70,26 @@ def main() -> None:
         for r in target_rows(t, f):
             latest[r[0]] = r
     rows = list(latest.values())
+    machines = {f: machine_of(t) for f, t in texts.items()}
     lines = ["# Benchmarks: monitor_jax vs PyTorch 2.13 + transformers 5.24 (SmolLM2-135M-Instruct, fp32)", "",
              "Written by `make bench` (bench/summary.py) from the result files below; each ratio comes from one "
              "run of both sides on the same machine, shapes and batches. Targets: DESIGN.md §6 (stretch targets).",
-             "", "| measurement | ratio | target | | from |", "|---|---|---|---|---|"]
+             "", f"Machines: {'; '.join(sorted(set(machines.values())))}.", "",
+             "| measurement | ratio | target | | from | machine |", "|---|---|---|---|---|---|"]
+    screen = []
     for name, ratio, target, met, source in rows:
         verdict = "" if met is None else ("met" if met else f"**missed** by {abs(ratio - float(target[2:-1])):.2f}x")
-        lines.append(f"| {name} | {ratio:.2f}x | {target} | {verdict} | [{source}](results/{source}) |")
+        lines.append(f"| {name} | {ratio:.2f}x | {target} | {verdict} | [{source}](results/{source}) | "
+                     f"{machines[source]} |")
+        screen.append(f"  {name[:72]:<72} {ratio:>5.2f}x  {target:<8} {verdict.replace('**', '')}")
     for f, t in texts.items():
         lines += ["", "---", "", t.replace("# ", "## ", 1).strip()]
     notes = pathlib.Path(__file__).with_name("notes.md")
     if notes.exists():
         lines += ["", "---", "", notes.read_text().strip()]
     pathlib.Path(args.out).write_text("\n".join(lines) + "\n")
-    print(f"{args.out}: {len(rows)} ratios, {sum(1 for r in rows if r[3] is False)} targets missed")
+    print("\n".join([f"bench summary ({'; '.join(sorted(set(machines.values())))}):", *screen,
+                     f"{args.out}: {len(rows)} ratios, {sum(1 for r in rows if r[3] is False)} targets missed"]))
 
 
 if __name__ == "__main__":

@@ -74,11 +74,12 @@ def sample_logits(logits: jax.Array, keys: jax.Array, temperature: float, top_p:
     return jax.vmap(jax.random.categorical)(keys, scaled).astype(jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "max_new", "temperature", "top_p", "stop_ids", "pad_id"))
+@functools.partial(jax.jit, static_argnames=("cfg", "max_new", "temperature", "top_p", "stop_ids", "pad_id", "in_place"))
 def generate_batch(cfg: transformer.ModelConfig, params: Any, tokens: jax.Array, lengths: jax.Array,
                    row_keys: jax.Array, *, max_new: int, temperature: float, top_p: float,
-                   stop_ids: tuple[int, ...], pad_id: int) -> tuple[jax.Array, jax.Array]:
-    """Continuations of right-padded prompts tokens [B, P] (row lengths [B]).
+                   stop_ids: tuple[int, ...], pad_id: int, in_place: bool = True) -> tuple[jax.Array, jax.Array]:
+    """Continuations of right-padded prompts tokens [B, P] (row lengths [B]); `in_place`: each decode step writes
+    the cache in place per layer (`Transformer(in_place=True)`; False: the scan's copied slices, the old path).
 
     Rows of length 0 are filler: they stop at once. Returns (new tokens [B, max_new], padded with `pad_id` after a row stops; number of new tokens per row [B],
     counting its stop token).
@@ -109,7 +110,8 @@ def generate_batch(cfg: transformer.ModelConfig, params: Any, tokens: jax.Array,
     def body(state):
         step, cache, prev, out, done, count = state
         pos = (lengths + step - 1)[:, None]
-        h, cache = model.apply({"params": params}, prev[:, None], pos, jnp.ones((b, 1), jnp.int32), cache=cache)
+        h, cache = model.apply({"params": params}, prev[:, None], pos, jnp.ones((b, 1), jnp.int32), cache=cache,
+                               in_place=in_place)
         nxt = pick(h[:, 0], step)
         out = out.at[:, step].set(jnp.where(done, pad_id, nxt))
         count = count + (~done).astype(jnp.int32)
@@ -132,8 +134,10 @@ def generate_ids(
     batch_size: int = 8,
     buckets: Sequence[int] = pipeline.DEFAULT_BUCKETS,
     progress: bool = True,
+    in_place: bool = True,
 ) -> list[Generation]:
-    """Continuations of token-id prompts, in input order (see the module docstring for batching and seeds)."""
+    """Continuations of token-id prompts, in input order (see the module docstring for batching and seeds);
+    `in_place`: `generate_batch`'s cache update (False: the old copied slices, for the bench's before/after)."""
     if any(len(p) == 0 for p in prompts):
         raise ValueError("generate: every prompt needs at least one token")
     cfg = inference_config(cfg)
@@ -157,7 +161,7 @@ def generate_ids(
         out, count = generate_batch(cfg, params, jnp.asarray(tokens), jnp.asarray(lengths), keys,
                                     max_new=sampling.max_new_tokens, temperature=float(sampling.temperature),
                                     top_p=float(sampling.top_p), stop_ids=tuple(int(t) for t in stop_ids),
-                                    pad_id=int(pad_id))
+                                    pad_id=int(pad_id), in_place=bool(in_place))
         out, count = np.asarray(out), np.asarray(count)
         for r, i in enumerate(idx):
             new = out[r, : count[r]]

@@ -206,7 +206,15 @@ class Attention(nn.Module):
 
         new_kv = None
         causal = True  # the mask is slot-causal over these keys: query block i needs key slots < its end only
-        if kv is not None:  # write the new keys/values into the cache, then attend over every slot
+        if kv is not None and "layer" in kv:  # the whole stacked cache: write this layer's new slots in place
+            idx, layer = attn["cache_index"], kv["layer"]
+            at = (layer, jnp.int32(0), idx, jnp.int32(0), jnp.int32(0))
+            stacked = {n: jax.lax.dynamic_update_slice(kv[n], new[None].astype(kv[n].dtype), at)
+                       for n, new in (("k", k), ("v", v))}
+            new_kv = {**stacked, "layer": layer}
+            k_all, v_all = (jax.lax.dynamic_index_in_dim(stacked[n], layer, 0, keepdims=False) for n in ("k", "v"))
+            k, v, causal = k_all.astype(dt), v_all.astype(dt), False
+        elif kv is not None:  # write the new keys/values into the cache, then attend over every slot
             idx = attn["cache_index"]
             k_all = jax.lax.dynamic_update_slice_in_dim(kv["k"], k.astype(kv["k"].dtype), idx, axis=1)
             v_all = jax.lax.dynamic_update_slice_in_dim(kv["v"], v.astype(kv["v"].dtype), idx, axis=1)
@@ -286,14 +294,21 @@ class DecoderLayer(nn.Module):
     fresh_cache: bool = False
 
     @nn.compact
-    def __call__(self, x: Array, positions: Array, attn: dict[str, Array], kv: Cache | None):
+    def __call__(self, x: Array | tuple[Array, Cache], positions: Array, attn: dict[str, Array], kv: Any):
+        """(x, this layer's cache slice or None) -> (x, its new slice); in place (`Transformer(in_place=True)`):
+        ((x, the stacked cache), this layer's index) -> ((x, the stacked cache updated), None)."""
         cfg = self.cfg
+        in_place = isinstance(x, tuple)
+        if in_place:
+            (x, stacked), kv = x, {**x[1], "layer": kv}
         norm = dict(eps=cfg.rms_eps, axis_name="embed", dtype=jnp.dtype(cfg.dtype), param_dtype=_param_dtype(cfg))
         attention = Attention(cfg, self.fresh_cache, name="attn")
         h, new_kv = attention(RMSNorm(name="attn_norm", **norm)(x), positions, attn, kv)
         x = x + h
         x = x + MLP(cfg, name="mlp")(RMSNorm(name="mlp_norm", **norm)(x))
         x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+        if in_place:
+            return (x, {"k": new_kv["k"], "v": new_kv["v"]}), None
         return x, new_kv
 
 
@@ -330,6 +345,8 @@ class Transformer(nn.Module):
 
     `fresh_cache=True` promises that `cache` is empty (index 0, e.g. the prefill of generation): the tokens then
     attend among themselves with the blocked causal kernel instead of over every cache slot. Same result.
+    `in_place=True` (a decode step): the layer scan carries the whole stacked cache and each layer writes its new
+    slots into it with one dynamic update (no per-layer copy of its cache slice out of the scan). Same result.
 
     Split stacks (top-k training): `embeddings` replaces the token lookup with hidden states from lower layers,
     and `final_norm=False` returns the residual stream un-normed, so running layers [0, n) then [n, L) with
@@ -348,6 +365,7 @@ class Transformer(nn.Module):
         embeddings: Array | None = None,
         final_norm: bool = True,
         fresh_cache: bool = False,
+        in_place: bool = False,
     ) -> tuple[Array, Cache | None]:
         cfg = self.cfg
         b, t = tokens.shape if embeddings is None else embeddings.shape[:2]
@@ -406,7 +424,10 @@ class Transformer(nn.Module):
             length=cfg.n_layers,
             metadata_params={nn.PARTITION_NAME: "layers"},
         )(cfg, fresh_cache, name="layers")
-        x, new_kv = layers(x, positions, attn, kv)
+        if in_place and kv is not None and not fresh_cache:
+            (x, new_kv), _ = layers((x, kv), positions, attn, jnp.arange(cfg.n_layers, dtype=jnp.int32))
+        else:
+            x, new_kv = layers(x, positions, attn, kv)
         if new_cache is not None:
             new_cache.update(new_kv)
         norm = RMSNorm(

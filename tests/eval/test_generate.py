@@ -52,6 +52,31 @@ def test_greedy_equals_argmax_over_full_forwards(model):
         assert g.tokens.tolist() == argmax_reference(cfg, params, prompt, 6)
 
 
+def test_in_place_cache_decode_equals_the_copied_slices(model):
+    """The decode step's in-place per-layer cache update (the default) gives the old path's cache and logits."""
+    cfg, params = model
+    m = T.Transformer(cfg)
+    tokens = jnp.asarray([[5, 9, 2, 33], [40, 0, 0, 0]], jnp.int32)
+    seg = jnp.asarray([[1, 1, 1, 1], [1, 0, 0, 0]], jnp.int32)
+    pos = jnp.broadcast_to(jnp.arange(4, dtype=jnp.int32), (2, 4))
+    _, cache = m.apply({"params": params}, tokens, pos, seg, cache=T.init_cache(cfg, 2, 8), fresh_cache=True)
+    nxt, npos, ones = jnp.asarray([[7], [3]], jnp.int32), jnp.asarray([[4], [1]], jnp.int32), jnp.ones((2, 1), jnp.int32)
+    h_copy, c_copy = m.apply({"params": params}, nxt, npos, ones, cache=cache)
+    h_in, c_in = jax.jit(lambda p, c: m.apply({"params": p}, nxt, npos, ones, cache=c, in_place=True))(params, cache)
+    np.testing.assert_allclose(np.asarray(h_in), np.asarray(h_copy), rtol=1e-6, atol=1e-6)
+    assert sorted(c_in) == sorted(c_copy)
+    for k in c_copy:
+        np.testing.assert_array_equal(np.asarray(c_in[k]), np.asarray(c_copy[k]), err_msg=k)
+    assert not np.array_equal(np.asarray(c_in["k"]), np.asarray(cache["k"]))  # the step wrote its slot
+    for in_place in (False, True):
+        out, count = G.generate_batch(G.inference_config(cfg), params, tokens, jnp.asarray([4, 1]),
+                                      jax.random.split(jax.random.key(0), 2), max_new=5, temperature=0.0, top_p=1.0,
+                                      stop_ids=(), pad_id=0, in_place=in_place)
+        if in_place:
+            np.testing.assert_array_equal(np.asarray(out), ref)
+        ref = np.asarray(out)
+
+
 @pytest.mark.parametrize("sampling", [G.Sampling(max_new_tokens=5),
                                       G.Sampling(max_new_tokens=5, temperature=1.0, top_p=0.9, seed=3)])
 def test_batched_rows_equal_unbatched(model, sampling):
