@@ -31,7 +31,7 @@ bench: $(TEST_STAMP)
 	$(PY) bench/scoring.py --n_examples=128 --mix_repeats=2 --news_inputs=24
 	$(PY) bench/scoring.py --n_examples=128 --mix_repeats=2 --matmul_dtype=bfloat16 --parts=fixed,mix --out=bench/results/scoring_bf16.md
 	$(PY) bench/bf16_accuracy.py --per_task=96
-	$(PY) bench/train_step.py --parts=torch,jax,topk --remat=none,dots --repeats=3
+	$(PY) bench/train_step.py --parts=torch,jax,topk --remat=none,dots --levers=xnnpack --repeats=3
 	$(PY) bench/generate.py --repeats=3
 	$(PY) bench/summary.py
 

@@ -12,7 +12,7 @@ each row being the answer. MFU = model FLOPs / step time / measured fp32 matmul 
 FLOPs = 6 x (non-embedding matmul params) x tokens + causal attention 6 x L x T x d per token (the LM head at one
 position per row is negligible).
 
-    python bench/train_step.py [--parts=torch,jax,topk] [--remat=none,full] [--repeats=5]
+    python bench/train_step.py [--parts=torch,jax,topk] [--remat=none,full] [--levers=xnnpack] [--repeats=5]
 """
 
 from __future__ import annotations
@@ -136,9 +136,15 @@ def child_topk(repeats: int, cached: bool) -> dict:
     return common.time_steps(step, repeats)  # the first step compiles; with the cache, every row is a miss
 
 
+FLAG_LEVERS = {"xnnpack": "--xla_cpu_use_xnnpack=true"}  # part "jax:dots@xnnpack": that part under the XLA flag
+
+
 def run_child(part: str, repeats: int) -> dict:
+    """One part in a fresh process (a part "<part>@<lever>" under FLAG_LEVERS[lever] as XLA_FLAGS)."""
+    part, _, lever = part.partition("@")
+    env = {**os.environ, "XLA_FLAGS": FLAG_LEVERS[lever]} if lever else None
     out = subprocess.run([sys.executable, os.path.abspath(__file__), f"--child={part}", f"--repeats={repeats}"],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
     if out.returncode or not lines:
         raise RuntimeError(f"{part} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
@@ -182,6 +188,8 @@ def report(results: dict, args, took: float, loads: list[str]) -> str:
         if "peak_gflops" in r:
             notes += f"; matmul peak {r['peak_gflops']:.0f} GFLOP/s"
         target = f"≥ 1.1x; RSS ≤ {torch_r['rss_gb']:.2f} GB" if ratio else ""
+        if "@" in part:
+            notes += f"; XLA_FLAGS={FLAG_LEVERS[part.partition('@')[2]]}"
         lines.append(f"| {part} | {n / r['median_s']:.0f} | {r['median_s']:.2f} | {ratio} | {target} | "
                      f"{r['rss_gb']:.2f} | {mfu} | {notes} |")
     if "topk:plain" in results and "topk:cached" in results:
@@ -196,6 +204,7 @@ def main() -> None:
     ap.add_argument("--parts", default="torch,jax,topk")
     ap.add_argument("--remat", default="none,full")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--levers", default="", help="XLA-flag levers (FLAG_LEVERS) to run jax:dots under, e.g. xnnpack")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--max_load", type=float, default=1.5)
     ap.add_argument("--wait", type=float, default=1800)
@@ -208,6 +217,7 @@ def main() -> None:
     for p in args.parts.split(","):
         parts += ([f"jax:{r}" for r in args.remat.split(",")] if p == "jax" else
                   ["topk:plain", "topk:cached"] if p == "topk" else [p])
+    parts += [f"jax:dots@{lever}" for lever in args.levers.split(",") if lever]
     results, loads = {}, []
     for part in parts:
         before = common.wait_quiet(args.max_load, args.wait)

@@ -31,6 +31,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from monitor_jax.core import sharding
 from monitor_jax.data import pipeline
+from monitor_jax.eval import packing
 from monitor_jax.model import transformer
 from monitor_jax.model.tokenizer import Tokenizer
 
@@ -90,6 +91,19 @@ def label_logprobs(
     return label_head(params, h, label_ids)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def packed_label_logprobs(cfg: transformer.ModelConfig, params: dict, tokens: jax.Array, positions: jax.Array,
+                          segment_ids: jax.Array, answer_index: jax.Array, label_ids: jax.Array) -> dict[str, jax.Array]:
+    """`label_logprobs` of a packed batch (`packing.packed_batches`): per prompt [B, S] (unused slots: garbage,
+    dropped by the caller)."""
+    hidden, _ = transformer.Transformer(inference_config(cfg)).apply(
+        {"params": params}, tokens, positions=positions, segment_ids=segment_ids)
+    b, s = answer_index.shape
+    h = hidden[jnp.arange(b)[:, None], jnp.maximum(answer_index - 1, 0)]  # [B, S, D]
+    res = label_head(params, h.reshape(b * s, -1), label_ids.reshape(b * s, 2))
+    return {k: v.reshape(b, s) for k, v in res.items()}
+
+
 @dataclasses.dataclass
 class ScoreResult:
     """Per-example arrays in the input order, plus the rendering stats (counts per task)."""
@@ -134,7 +148,7 @@ def _fetch(res: dict[str, jax.Array]) -> dict[str, np.ndarray]:
 
     names = list(res)
     rows = np.asarray(multihost_utils.process_allgather(jnp.stack([res[k] for k in names], axis=-1), tiled=True))
-    return {k: rows[:, i] for i, k in enumerate(names)}
+    return {k: rows[..., i] for i, k in enumerate(names)}
 
 
 def sorted_batches(
@@ -167,20 +181,24 @@ def score_rendered(
     mesh: Mesh | None = None,
     progress: bool = True,
     add_features: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
+    pack: bool = False,
 ) -> dict[str, np.ndarray]:
     """Scores tokenized classification rows; returns `logp_pos`, `logp_neg`, `score`, `mass_outside` [N] in order.
 
     Rows are length-sorted into `sorted_batches` (one compile per bucket); the host prepares batch i+1 while the
     device runs batch i. `add_features(batch)` returns the batch with "embeddings" [B, T, D] from a frozen lower
-    stack (e.g. a cache of them, `train/features.py`); `cfg`/`params` are then the upper stack's.
+    stack (e.g. a cache of them, `train/features.py`); `cfg`/`params` are then the upper stack's. `pack`: short
+    prompts share rows (`packing.packed_batches`; whole-model scoring only).
     """
     if any(not r.is_classification for r in rendered):
         raise ValueError("score_rendered: instruction-following rows have no answer slot to score")
+    if pack and add_features is not None:
+        raise ValueError("score_rendered: pack=True scores with the whole model; add_features rows are unpacked")
     n = len(rendered)
     out = {k: np.full(n, np.nan, np.float32) for k in ("logp_pos", "logp_neg", "score", "mass_outside")}
     if n == 0:
         return out
-    row_sharding = vec_sharding = None
+    axes: tuple[str, ...] = ()
     if mesh is not None:
         axes = data_axes(mesh)
         dp = math.prod(mesh.shape[a] for a in axes)
@@ -188,11 +206,13 @@ def score_rendered(
             new = -(-batch_size // dp) * dp
             log.info("batch_size %d is not a multiple of the %d-way data split of the mesh: using %d", batch_size, dp, new)
             batch_size = new
-        row_sharding = NamedSharding(mesh, PartitionSpec(axes or None, None))
-        vec_sharding = NamedSharding(mesh, PartitionSpec(axes or None))
         params = jax.device_put(params, NamedSharding(mesh, PartitionSpec()))
     else:  # numpy params (as loaded) would be copied to the device on every call
         params = jax.device_put(params)
+
+    def put(x: np.ndarray) -> jax.Array:  # rows split over the mesh's batch axes
+        return _put(x, None if mesh is None else NamedSharding(mesh, PartitionSpec(axes or None,
+                                                                                     *[None] * (x.ndim - 1))))
     # Ids become input positions, so results map back to the input order whatever the batch order.
     rows = [dataclasses.replace(r, id=str(i)) for i, r in enumerate(rendered)]
     n_batches = -(-n // batch_size)
@@ -203,21 +223,24 @@ def score_rendered(
 
     def collect(item: tuple[np.ndarray, dict[str, jax.Array]]) -> None:
         ids, res = item
-        real = ids != ""
-        idx = ids[real].astype(np.int64)
+        real = ids.reshape(-1) != ""
+        idx = ids.reshape(-1)[real].astype(np.int64)
         got = _fetch(res)
         for k in out:
-            out[k][idx] = got[k][real]
+            out[k][idx] = got[k].reshape(-1)[real]
         bar.update(1)
 
-    for batch in sorted_batches(rows, batch_size, buckets, max_len=max_len):
-        emb = None
-        if add_features is not None:
-            emb = _put(add_features(batch)["embeddings"], row_sharding)
-        res = label_logprobs(
-            cfg, params, _put(batch["tokens"], row_sharding), _put(batch["segment_ids"], row_sharding),
-            _put(batch["answer_index"], vec_sharding), _put(batch["label_ids"], row_sharding), emb,
-        )
+    if pack:
+        batches = list(packing.packed_batches(rows, batch_size, buckets, max_len=max_len))
+        bar.total = len(batches)
+    for batch in batches if pack else sorted_batches(rows, batch_size, buckets, max_len=max_len):
+        if pack:
+            res = packed_label_logprobs(cfg, params, *(put(batch[k]) for k in (
+                "tokens", "positions", "segment_ids", "answer_index", "label_ids")))
+        else:
+            emb = None if add_features is None else put(add_features(batch)["embeddings"])
+            res = label_logprobs(cfg, params, put(batch["tokens"]), put(batch["segment_ids"]),
+                                 put(batch["answer_index"]), put(batch["label_ids"]), emb)
         if pending is not None:
             collect(pending)
         pending = (batch["id"], res)
@@ -250,11 +273,13 @@ def score_examples(
     buckets: Sequence[int] = pipeline.DEFAULT_BUCKETS,
     mesh: Mesh | None = None,
     progress: bool = True,
+    pack: bool = False,
 ) -> ScoreResult:
-    """Renders (chat template, truncation), batches by length bucket, scores; results in the input order."""
+    """Renders (chat template, truncation), batches by length bucket (`pack`: short prompts share rows), scores;
+    results in the input order."""
     rendered, stats = pipeline.render_examples(tok, examples, max_len)
     res = score_rendered(cfg, params, rendered, batch_size=batch_size, max_len=max_len, buckets=buckets, mesh=mesh,
-                         progress=progress)
+                         progress=progress, pack=pack)
     result = ScoreResult(
         ids=np.asarray([r.id for r in rendered], dtype=str),
         task=np.asarray([r.task for r in rendered], dtype=str),

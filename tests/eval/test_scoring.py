@@ -10,7 +10,7 @@ import pytest
 from jax.sharding import Mesh
 
 from monitor_jax.data import pipeline
-from monitor_jax.eval import scoring
+from monitor_jax.eval import packing, scoring
 from monitor_jax.model import transformer
 
 TEMPLATE = "Classify the text.\n<text>\n{input}\n</text>\nAnswer with one word."
@@ -149,6 +149,44 @@ def test_sharded_equals_unsharded(model, examples, buckets, reference):
     res = scoring.score_examples(cfg, params, tok, examples[:8], batch_size=3, buckets=buckets, mesh=mesh,
                                  progress=False)  # 3 rows -> 4 (the 4-way data split); one bucket: one compile
     assert_matches(res, reference, np.arange(8))
+
+
+@pytest.mark.parametrize("batch_size,seed", [(2, 0), (3, 1)])
+def test_packed_equals_each_example_alone(model, examples, buckets, reference, batch_size, seed):
+    """Short prompts packed into shared rows (segment ids, restarting positions) score as they do alone."""
+    cfg, params, tok = model
+    order = np.random.default_rng(seed).permutation(len(examples))
+    shuffled = [examples[i] for i in order]
+    res = scoring.score_examples(cfg, params, tok, shuffled, batch_size=batch_size, buckets=buckets, progress=False,
+                                 pack=True)
+    assert list(res.ids) == [ex.id for ex in shuffled]
+    assert_matches(res, reference, order)
+
+
+def test_packed_batches_hold_every_prompt_once_in_fewer_rows(model, examples, buckets):
+    rendered, _ = pipeline.render_examples(model[2], examples, 2048)
+    batches = list(packing.packed_batches(rendered, 2, buckets))
+    ids = [i for b in batches for i in b["id"].reshape(-1) if i]
+    assert sorted(ids) == sorted(ex.id for ex in examples)
+    assert len(batches) < len(list(scoring.sorted_batches(rendered, 2, buckets)))
+    assert max(int((b["id"] != "").sum(axis=1).max()) for b in batches) > 1  # some row holds several prompts
+    by_id = {r.id: r for r in rendered}
+    for b in batches:
+        assert b["tokens"].shape[1] in buckets and b["answer_index"].shape[1] == packing.MAX_SEGMENTS
+        for i, j in zip(*np.nonzero(b["id"] != "")):
+            r, end = by_id[b["id"][i, j]], b["answer_index"][i, j]
+            span = slice(end - r.answer_index, end)
+            np.testing.assert_array_equal(b["tokens"][i, span], r.tokens[:r.answer_index])
+            np.testing.assert_array_equal(b["positions"][i, span], np.arange(r.answer_index))
+            assert (b["segment_ids"][i, span] == j + 1).all()
+
+
+def test_packed_sharded_equals_unsharded(model, examples, buckets, reference):
+    cfg, params, tok = model
+    mesh = Mesh(np.asarray(jax.devices()).reshape(2, 2, 2), ("data", "fsdp", "tensor"))
+    res = scoring.score_examples(cfg, params, tok, examples, batch_size=4, buckets=buckets, mesh=mesh,
+                                 progress=False, pack=True)
+    assert_matches(res, reference, np.arange(len(examples)))
 
 
 def test_truncation_counts_and_mass_warning(model, examples, buckets, caplog):
