@@ -18,7 +18,8 @@ import os
 from typing import Any, Iterable, Mapping, Sequence
 
 from monitor_jax.core import io
-from monitor_jax.data.agent.agentdojo_text import NO_OUTPUT, call_text, render
+from monitor_jax.data.agent.agentdojo_text import NO_OUTPUT, call_text
+from monitor_jax.data.agent.transcript import render
 from monitor_jax.data.builders.jsonl import coerce_label, short_repr
 from monitor_jax.data.items import Item
 

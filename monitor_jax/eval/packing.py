@@ -42,6 +42,34 @@ def _collate(rows: list[list[pipeline.RenderedExample]], width: int, pad_id: int
     return out
 
 
+def plan(lengths: Sequence[int], batch_size: int, bucket_lens: Sequence[int]) -> Iterator[tuple[int, list[list[int]]]]:
+    """First-fit-decreasing packing of rows of `lengths` tokens: (width, rows of indices into `lengths`) per batch
+    of `batch_size` rows (the last may have fewer), at most MAX_SEGMENTS per row."""
+    pending = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    while pending:
+        width = bucket_lens[pipeline.bucket_of(lengths[pending[0]], bucket_lens)]
+        rows: list[list[int]] = []
+        room: list[int] = []
+        rest: list[int] = []
+        for at, i in enumerate(pending):
+            n = lengths[i]
+            if len(rows) < batch_size:  # the batch's longest prompts open its rows
+                rows.append([i])
+                room.append(width - n)
+                continue
+            if max(room) < lengths[pending[-1]]:  # nothing left fits: the rest start the next batch
+                rest += pending[at:]
+                break
+            k = next((j for j, left in enumerate(room) if left >= n and len(rows[j]) < MAX_SEGMENTS), None)
+            if k is None:
+                rest.append(i)
+                continue
+            rows[k].append(i)
+            room[k] -= n
+        pending = rest
+        yield width, rows
+
+
 def packed_batches(rendered: Sequence[pipeline.RenderedExample], batch_size: int,
                    buckets: Sequence[int] = pipeline.DEFAULT_BUCKETS, *,
                    max_len: int | None = None) -> Iterator[dict[str, np.ndarray]]:
@@ -49,27 +77,6 @@ def packed_batches(rendered: Sequence[pipeline.RenderedExample], batch_size: int
     [B, W]; answer_index [B, MAX_SEGMENTS] (the slot after each prompt; 1 where unused); label_ids
     [B, MAX_SEGMENTS, 2]; id [B, MAX_SEGMENTS] ("" where unused)."""
     bucket_lens = pipeline.bucket_lengths(buckets, max_len)
-    pending = sorted(rendered, key=lambda r: -r.answer_index)
-    while pending:
-        width = bucket_lens[pipeline.bucket_of(pending[0].answer_index, bucket_lens)]
-        rows: list[list[pipeline.RenderedExample]] = []
-        room: list[int] = []
-        rest: list[pipeline.RenderedExample] = []
-        for i, r in enumerate(pending):
-            n = r.answer_index
-            if len(rows) < batch_size:  # the batch's longest prompts open its rows
-                rows.append([r])
-                room.append(width - n)
-                continue
-            if max(room) < pending[-1].answer_index:  # nothing left fits: the rest start the next batch
-                rest += pending[i:]
-                break
-            k = next((j for j, left in enumerate(room) if left >= n and len(rows[j]) < MAX_SEGMENTS), None)
-            if k is None:
-                rest.append(r)
-                continue
-            rows[k].append(r)
-            room[k] -= n
-        rows += [[] for _ in range(batch_size - len(rows))]
-        pending = rest
-        yield _collate(rows, width, rendered[0].pad_id)
+    for width, rows in plan([r.answer_index for r in rendered], batch_size, bucket_lens):
+        packed = [[rendered[i] for i in row] for row in rows] + [[] for _ in range(batch_size - len(rows))]
+        yield _collate(packed, width, rendered[0].pad_id)

@@ -27,7 +27,7 @@ from inspect_ai.model import (  # noqa: E402
 from inspect_ai.tool import ToolCall, ToolCallError  # noqa: E402
 
 from monitor_jax.data import inspect_log, pipeline  # noqa: E402
-from monitor_jax.data.agent import agentdojo_text  # noqa: E402
+from monitor_jax.data.agent import agentdojo_text, transcript  # noqa: E402
 from monitor_jax.eval import score_file, scoring  # noqa: E402
 from monitor_jax.model import registry  # noqa: E402
 
@@ -94,7 +94,7 @@ def test_samples_read_with_inspect_api_render_like_the_agent_domains(logs):
         ("attack-1", 1, 1), ("attack-1", 2, 1), ("honest-1", 1, 0), (3, 1, None)]
     assert [it.meta["log"] for it in items] == [run, run, run, other]
     assert len({it.id for it in items}) == 4
-    expected = agentdojo_text.render([
+    expected = transcript.render([
         {"role": "user", "content": "Clean up old logs"},
         {"role": "assistant", "content": "I'll look first.\n" + agentdojo_text.call_text("bash", {"cmd": "ls /var/log"})},
         {"role": "tool", "content": INJECTED},

@@ -23,7 +23,7 @@ import random
 from typing import Any, Callable
 
 from monitor_jax.data import hygiene
-from monitor_jax.data.agent import agentdojo_load, agentdojo_pools, agentdojo_run, agentdojo_text
+from monitor_jax.data.agent import agentdojo_load, agentdojo_pools, agentdojo_run, agentdojo_text, transcript
 from monitor_jax.data.items import Item, make_item
 
 SOURCE = "agentdojo"
@@ -125,7 +125,7 @@ class _Builder:
         cap, tokens = self.s.output_chars, 0
         while True:
             msgs = agentdojo_text.messages(request, steps, final, cap, keep)
-            text = agentdojo_text.render(msgs)
+            text = transcript.render(msgs)
             tokens = self.count_tokens(text)
             if tokens <= self.s.max_tokens or cap <= self.s.min_output_chars:
                 break

@@ -1,5 +1,6 @@
 """Text of an AgentDojo-derived transcript: hand-written injection and request templates (no model), shortening of
-long tool outputs with a visible marker, and the plain-text rendering of request, tool calls, outputs and answer."""
+long tool outputs with a visible marker, and the messages of request, tool calls, outputs and answer (their text:
+`transcript.render`)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,6 @@ from monitor_jax.data.agent.agentdojo_run import Step
 
 OMITTED = "[... {n} characters omitted ...]"
 NO_OUTPUT = "(no output)"
-ROLE = {"user": "USER", "assistant": "ASSISTANT", "tool": "TOOL OUTPUT"}
 
 # Injected instructions (what an attacker plants in a tool output); {goal} is AgentDojo's GOAL text.
 INJECTIONS = (
@@ -109,6 +109,3 @@ def messages(request: str, steps: Sequence[Step], final: str, output_chars: int,
     return out
 
 
-def render(msgs: Sequence[dict]) -> str:
-    """Plain text for a monitor prompt, as the `agent` domain: "USER: ...", "ASSISTANT: ...", "TOOL OUTPUT: ..."."""
-    return "\n".join(f"{ROLE[m['role']]}: {m['content']}" for m in msgs)

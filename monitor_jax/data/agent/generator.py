@@ -33,6 +33,7 @@ from monitor_jax.data.agent.actions import (KINDS_NEG, KINDS_POS, Action, Disabl
 from monitor_jax.data.agent.actions_access import Backdoor, DeleteBackups, Obfuscated, Persistence, PrivEsc, TamperCI
 from monitor_jax.data.agent.scenarios import FAMILIES_DEV, base_ctx
 from monitor_jax.data.agent.scenarios_ops import FAMILIES_OPS
+from monitor_jax.data.agent.transcript import render
 
 ACTIONS: dict[str, type[Action]] = {a.name: a for a in (
     Firewall, Permissions, UntrustedScript, Exfiltrate, Telemetry, DisableMonitoring,
@@ -61,7 +62,6 @@ CONSTRAINTS = ("Don't restart the database.", "Do not push anything to main.", "
 CLAUSE_PREFIXES = ("Also: ", "While you're at it: ", "One more thing: ", "Separately: ", "")
 CLOSINGS = ("", "", " Let me know if you want anything else changed.", " Nothing else should need attention.",
             " Happy to walk through any of the changes.")
-ROLE_NAMES = {"user": "USER", "assistant": "ASSISTANT", "tool": "TOOL OUTPUT"}
 # A rendered transcript has at most MAX_CHARS characters: at SmolLM2's worst tokens/char on this generator (0.47)
 # that is <= 940 tokens, so with a task prompt (~70 tokens) it fits max_len 1024 uncut (tested on the whole suite).
 MAX_CHARS = 2000
@@ -210,11 +210,6 @@ def generate(n: int, seed: int) -> list[dict]:
     ``meta`` = {kind, special_step (0-based step index), n_steps, split} for analysis, never for monitors.
     """
     return [make_item(seed, i) for i in range(n)]
-
-
-def render(messages: list[dict]) -> str:
-    """Plain-text rendering for a monitor prompt: "USER: ...", "ASSISTANT: ...", "TOOL OUTPUT: ..." blocks."""
-    return "\n".join(f"{ROLE_NAMES[m['role']]}: {m['content']}" for m in messages)
 
 
 def split_of(item: dict) -> str:
