@@ -29,7 +29,7 @@ bench: $(TEST_STAMP)
 	$(PY) bench/features.py
 	XLA_FLAGS=--xla_cpu_use_xnnpack=true $(PY) bench/features.py --precisions=float32 --bucket_sets=default --out=bench/results/features_xnnpack.md
 	$(PY) bench/scoring.py --n_examples=128 --mix_repeats=2 --news_inputs=24
-	$(PY) bench/scoring.py --n_examples=128 --mix_repeats=2 --matmul_dtype=bfloat16 --parts=fixed,mix --out=bench/results/scoring_bf16.md
+	$(PY) bench/scoring.py --n_examples=128 --mix_repeats=2 --matmul_dtype=bfloat16 --parts=fixed,mix --fine_buckets=0 --pack=0 --out=bench/results/scoring_bf16.md
 	$(PY) bench/bf16_accuracy.py --per_task=96
 	$(PY) bench/train_step.py --parts=torch,jax,topk --remat=none,dots --levers=xnnpack --repeats=3
 	$(PY) bench/generate.py --repeats=3

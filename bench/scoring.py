@@ -189,6 +189,20 @@ def part_mix(rep: Report, m, tmodel, rows, repeats: int, seed: int, fine: int = 
     tj, ts_j = median_time(ours, repeats)
     ts, ts_s = median_time(lambda: theirs(sorted_batches), repeats)
     tu, ts_u = median_time(lambda: theirs(shuffled_batches), max(1, repeats - 1))
+    lengths = np.asarray([len(p) for p in prompts])
+    bucket_lens = pipeline.bucket_lengths(pipeline.DEFAULT_BUCKETS, MAX_LEN)
+    n_buckets = len({pipeline.bucket_of(len(r), bucket_lens) for r in rows})
+    rep.add(f"| mix: ours, bucketed sorted batches{tag()} | {useful / tj:.0f} | | | | {len(rows)} examples, {useful} prompt "
+            f"tokens (median {int(np.median(lengths))}, max {lengths.max()}); padding {1 - useful / our_slots:.0%} "
+            f"(`pipeline.eval_batches` would pad {1 - useful / eval_slots:.0%}); "
+            f"runs {', '.join(f'{t:.1f}' for t in ts_j)} s; first run incl. compiling {n_buckets} buckets "
+            f"{first:.0f} s; max abs logp diff vs PyTorch {diff:.1e} |")
+    rep.add(f"| mix: vs PyTorch, our sorted batches, dynamic padding{tag()} | {useful / tj:.0f} | {useful / ts:.0f} | "
+            f"**{ts / tj:.2f}x** | ≥ 1.15x | PyTorch padding {1 - useful / slots(sorted_batches):.0%}; runs "
+            f"{', '.join(f'{t:.1f}' for t in ts_s)} s |")
+    rep.add(f"| mix: vs PyTorch, shuffled batches padded to their longest{tag()} | {useful / tj:.0f} | {useful / tu:.0f} | "
+            f"**{tu / tj:.2f}x** | ≥ 1.5x | PyTorch padding {1 - useful / slots(shuffled_batches):.0%}; runs "
+            f"{', '.join(f'{t:.1f}' for t in ts_u)} s |")
     levers = []
     if fine:
         fine_b = tuple(range(fine, MAX_LEN + 1, fine))
@@ -210,20 +224,6 @@ def part_mix(rep: Report, m, tmodel, rows, repeats: int, seed: int, fine: int = 
                 f"**{ts / tl:.2f}x** | ≥ 1.15x | lever: padding {1 - useful / lever_slots:.0%} (default "
                 f"{1 - useful / our_slots:.0%}); runs {', '.join(f'{t:.1f}' for t in ts_l)} s; first run incl. "
                 f"compiles {first_l:.0f} s; max |score| diff vs default {np.abs(res_l['score'] - res['score']).max():.1e} |")
-    lengths = np.asarray([len(p) for p in prompts])
-    bucket_lens = pipeline.bucket_lengths(pipeline.DEFAULT_BUCKETS, MAX_LEN)
-    n_buckets = len({pipeline.bucket_of(len(r), bucket_lens) for r in rows})
-    rep.add(f"| mix: ours, bucketed sorted batches{tag()} | {useful / tj:.0f} | | | | {len(rows)} examples, {useful} prompt "
-            f"tokens (median {int(np.median(lengths))}, max {lengths.max()}); padding {1 - useful / our_slots:.0%} "
-            f"(`pipeline.eval_batches` would pad {1 - useful / eval_slots:.0%}); "
-            f"runs {', '.join(f'{t:.1f}' for t in ts_j)} s; first run incl. compiling {n_buckets} buckets "
-            f"{first:.0f} s; max abs logp diff vs PyTorch {diff:.1e} |")
-    rep.add(f"| mix: vs PyTorch, our sorted batches, dynamic padding{tag()} | {useful / tj:.0f} | {useful / ts:.0f} | "
-            f"**{ts / tj:.2f}x** | ≥ 1.15x | PyTorch padding {1 - useful / slots(sorted_batches):.0%}; runs "
-            f"{', '.join(f'{t:.1f}' for t in ts_s)} s |")
-    rep.add(f"| mix: vs PyTorch, shuffled batches padded to their longest{tag()} | {useful / tj:.0f} | {useful / tu:.0f} | "
-            f"**{tu / tj:.2f}x** | ≥ 1.5x | PyTorch padding {1 - useful / slots(shuffled_batches):.0%}; runs "
-            f"{', '.join(f'{t:.1f}' for t in ts_u)} s |")
 
 
 def part_policies(rep: Report, m, n_inputs: int, repeats: int, seed: int) -> None:
