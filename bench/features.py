@@ -171,10 +171,10 @@ def main() -> None:
             got_ours = [np.asarray(h) for h in run_ours()]  # compiles every bucket
             t_ours, ts_ours = common.median_time(run_ours, args.repeats)
             got.setdefault(precision, got_ours)
+            label = {"default": "buckets", "packed": "packed rows"}.get(name, f"buckets every {name}") + flags
             if name != next(iter(our_bs)):
                 notes.append(f"{precision}, {label} vs {next(iter(our_bs))}: max |difference| "
                              f"{max_diff(got_ours, bs, got[precision], our_b):.2e}.")
-            label = {"default": "buckets", "packed": "packed rows"}.get(name, f"buckets every {name}") + flags
             table.append(f"| features: ours, {precision} (jit, {label}) | {n_tok / t_ours:.0f} | {t_ours:.2f} | "
                          f"{', '.join(f'{t:.2f}' for t in ts_ours)} | **{t_torch / t_ours:.2f}x** | ≥ 1.1x |")
         table.append(f"| features: PyTorch, {precision} (dynamic padding) | {n_tok / t_torch:.0f} | {t_torch:.2f} | "
