@@ -52,6 +52,7 @@ class Strategy(Protocol):
     def full_params(self, chosen: Any | None) -> Any: ...
     def upper_of(self, params: Any, mode: Any) -> Any: ...
     def features(self, batch: dict) -> np.ndarray | None: ...
+    def prefill(self, config: Any, examples: list) -> None: ...
     def keep(self, rdir: Path, export: str | os.PathLike, mode: Any) -> None: ...
     def load(self, rdir: Path | None) -> Any | None: ...
     def train_kwargs(self) -> dict: ...
@@ -99,6 +100,7 @@ class Shared:
     def score(self, config: Any, upper: Any, examples: list, progress: bool = False) -> np.ndarray:
         """P(positive | label words) of `examples` (input order) under the top layers `upper` + the head."""
         rendered, _ = pipeline.render_examples(self.model.tokenizer, examples, int(config.data.max_len))
+        self.cache.prefill(rendered, self.frozen)
         res = scoring.score_rendered(self.upper_cfg, upper, rendered, batch_size=int(config.eval.batch_size),
                                      max_len=int(config.data.max_len), buckets=buckets(config),
                                      progress=progress,
@@ -124,6 +126,12 @@ class Shared:
     def features(self, batch: dict) -> np.ndarray:
         """The lower stack's activations of `batch`'s rows (from the store)."""
         return self.cache.add_features(batch, self.frozen)["embeddings"]
+
+    def prefill(self, config: Any, examples: list) -> None:
+        """Stores the lower-stack features of `examples` (training or selection rows) before a run reads them, in
+        length-sorted batches (`features.FeatureCache.prefill`)."""
+        rendered, _ = pipeline.render_examples(self.model.tokenizer, examples, int(config.data.max_len))
+        self.cache.prefill(rendered, self.frozen)
 
     def keep(self, rdir: Path, export: str | os.PathLike, mode: Any) -> None:
         """Keeps a finished run's chosen checkpoint (the HF dir `export`) as its top layers, `chosen_top.npz`."""

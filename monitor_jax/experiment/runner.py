@@ -38,6 +38,7 @@ import numpy as np
 from monitor_jax.core import distributed
 from monitor_jax.eval import metrics
 from monitor_jax.experiment import cells, compare, item_scores, preconditions, retention, run, strategy, views
+from monitor_jax.train import data as train_data
 from monitor_jax.train.mode import TrainMode
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ def train_run(shared: cells.Strategy, config: Any, arm: Any, seed: int, progress
         return row
 
     start = time.perf_counter()
+    shared.prefill(rc, [ex for st in train_data.build_stages(rc) for comp in st.components for ex in comp.examples]
+                   + [ex for _, exs in select for ex in exs])
     summary = run.train(rc, rdir / "work", shared.model, evaluate=evaluate, progress=progress,
                         **shared.train_kwargs())
     distributed.barrier("experiment: run trained")  # every process is done with the checkpoints

@@ -83,6 +83,10 @@ class FullForward:
         del batch
         return None
 
+    def prefill(self, config: Any, examples: list) -> None:
+        """Nothing to store: the full forward caches no features."""
+        del config, examples
+
     def keep(self, rdir: Path, export: str | os.PathLike, mode: TrainMode) -> None:
         """Moves the chosen step's HF export (the merged model, LoRA included) to `rdir/chosen` (process 0)."""
         del mode

@@ -142,3 +142,32 @@ def test_rows_that_differ_only_in_their_label_token_share_features(tmp_path, mod
     again = cache.add_features(flipped, state.frozen)["embeddings"]
     assert cache.stats()["features/misses"] == misses
     np.testing.assert_array_equal(again, out)
+
+
+def test_prefilled_rows_are_hits_and_equal_the_step_path(model):
+    """`prefill` stores a run's rows up front (length-sorted, each row padded to a multiple of PREFILL_STEP): the
+    step then computes nothing, and its features equal those the step path computes itself."""
+    from monitor_jax.data import pipeline
+
+    config = _config(True)
+    mesh = Mesh(np.asarray(jax.devices()[:1]).reshape(1, 1, 1), ("data", "fsdp", "tensor"))
+    rep = NamedSharding(mesh, P())
+    lower, _ = transformer.split_params(model.params, model.cfg.n_layers - 1)
+    frozen = jax.device_put({k: v for k, v in lower.items() if k != "final_norm"}, rep)
+    shardings = jax.tree_util.tree_map(lambda _: rep, frozen)
+    batch = next(data_lib.train_batches(model.tokenizer, config))
+    want = features.FeatureCache(config, model.cfg, mesh, shardings).add_features(batch, frozen)["embeddings"]
+    examples = [ex for st in data_lib.build_stages(config) for comp in st.components for ex in comp.examples]
+    rendered, _ = pipeline.render_examples(model.tokenizer, examples, int(config.data.max_len))
+    cache = features.FeatureCache(config, model.cfg, mesh, shardings, shared_store=features.MemoryStore())
+    n = cache.prefill(rendered, frozen, step=16)
+    assert n == len({feature_store.row_key(r.tokens, r.answer_index) for r in rendered}) and n > 8
+    assert cache.prefill(rendered, frozen, step=16) == 0  # all stored: nothing again
+    misses = cache.stats()["features/misses"]
+    got = cache.add_features(batch, frozen)["embeddings"]
+    assert cache.stats()["features/misses"] == misses  # every row of the step was prefilled
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    alone = features.FeatureCache(config, model.cfg, mesh, shardings, shared_store=features.MemoryStore())
+    alone.prefill(rendered[:1], frozen, step=16)  # the same row in a chunk of its own: the same stored features
+    key = feature_store.row_key(rendered[0].tokens, rendered[0].answer_index)
+    np.testing.assert_allclose(alone.store.get(key), cache.store.get(key), rtol=1e-6, atol=1e-6)
