@@ -300,7 +300,7 @@ class DecoderLayer(nn.Module):
         cfg = self.cfg
         in_place = isinstance(x, tuple)
         if in_place:
-            (x, stacked), kv = x, {**x[1], "layer": kv}
+            x, kv = x[0], {**x[1], "layer": kv}
         norm = dict(eps=cfg.rms_eps, axis_name="embed", dtype=jnp.dtype(cfg.dtype), param_dtype=_param_dtype(cfg))
         attention = Attention(cfg, self.fresh_cache, name="attn")
         h, new_kv = attention(RMSNorm(name="attn_norm", **norm)(x), positions, attn, kv)

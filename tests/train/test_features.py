@@ -98,13 +98,18 @@ def test_cached_topk_training_equals_uncached(tmp_path, model):
     np.testing.assert_array_equal(pa["layers"]["mlp"]["up"]["kernel"][0], init["layers"]["mlp"]["up"]["kernel"][0])
 
 
-def test_a_few_missing_rows_are_computed_in_a_smaller_chunk(model):
-    config = _config(True)
+def _one_device(model):
+    """A one-device mesh, the frozen lower stack on it, and its shardings."""
     mesh = Mesh(np.asarray(jax.devices()[:1]).reshape(1, 1, 1), ("data", "fsdp", "tensor"))
     rep = NamedSharding(mesh, P())
     lower, _ = transformer.split_params(model.params, model.cfg.n_layers - 1)
     frozen = jax.device_put({k: v for k, v in lower.items() if k != "final_norm"}, rep)
-    shardings = jax.tree_util.tree_map(lambda _: rep, frozen)
+    return mesh, frozen, jax.tree_util.tree_map(lambda _: rep, frozen)
+
+
+def test_a_few_missing_rows_are_computed_in_a_smaller_chunk(model):
+    config = _config(True)
+    mesh, frozen, shardings = _one_device(model)
     batch = next(data_lib.train_batches(model.tokenizer, config))
     want = features.FeatureCache(config, model.cfg, mesh, shardings).add_features(batch, frozen)["embeddings"]
     store = features.MemoryStore()
@@ -150,11 +155,7 @@ def test_prefilled_rows_are_hits_and_equal_the_step_path(model):
     from monitor_jax.data import pipeline
 
     config = _config(True)
-    mesh = Mesh(np.asarray(jax.devices()[:1]).reshape(1, 1, 1), ("data", "fsdp", "tensor"))
-    rep = NamedSharding(mesh, P())
-    lower, _ = transformer.split_params(model.params, model.cfg.n_layers - 1)
-    frozen = jax.device_put({k: v for k, v in lower.items() if k != "final_norm"}, rep)
-    shardings = jax.tree_util.tree_map(lambda _: rep, frozen)
+    mesh, frozen, shardings = _one_device(model)
     batch = next(data_lib.train_batches(model.tokenizer, config))
     want = features.FeatureCache(config, model.cfg, mesh, shardings).add_features(batch, frozen)["embeddings"]
     examples = [ex for st in data_lib.build_stages(config) for comp in st.components for ex in comp.examples]
