@@ -5,7 +5,8 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q
 STAMP := .install-stamp
 TEST_STAMP := .test-stamp
 
-.PHONY: demo test bench bench-arm install clean
+.PHONY: demo test bench bench-levers bench-arm install clean
+comma := ,
 
 $(STAMP): setup.py
 	$(PIP) -e .
@@ -24,15 +25,24 @@ demo: $(STAMP)
 test: $(TEST_STAMP)
 	$(PY) -m pytest -q tests
 
-# Speed vs PyTorch/transformers on this machine (about 45 min on 2 cores; wants a quiet machine) -> bench/results.md.
+# Speed vs PyTorch/transformers on this machine -> bench/results.md (about 40 min on 2 cores; wants a quiet machine):
+# the fp32 rows of every DESIGN §6 target, plus the bf16 rows where the CPU has AMX (elsewhere they need a Xeon).
+AMX := $(shell grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null && echo 1)
 bench: $(TEST_STAMP)
-	$(PY) bench/features.py
-	XLA_FLAGS=--xla_cpu_use_xnnpack=true $(PY) bench/features.py --precisions=float32 --bucket_sets=default --out=bench/results/features_xnnpack.md
+	$(PY) bench/features.py --precisions=float32$(if $(AMX),$(comma)bfloat16) --bucket_sets=default,64
 	$(PY) bench/scoring.py --n_examples=128 --mix_repeats=2 --news_inputs=24
-	$(PY) bench/scoring.py --n_examples=128 --mix_repeats=2 --matmul_dtype=bfloat16 --parts=fixed,mix --fine_buckets=0 --pack=0 --out=bench/results/scoring_bf16.md
-	$(PY) bench/bf16_accuracy.py --per_task=96
-	$(PY) bench/train_step.py --parts=torch,jax,topk --remat=none,dots --levers=xnnpack --repeats=3
+	$(if $(AMX),$(PY) bench/scoring.py --n_examples=128 --mix_repeats=2 --matmul_dtype=bfloat16 --parts=fixed$(comma)mix --fine_buckets=0 --pack=0 --out=bench/results/scoring_bf16.md)
+	$(PY) bench/train_step.py --parts=torch,jax,topk --remat=dots --repeats=3
 	$(PY) bench/generate.py --repeats=3
+	$(PY) bench/summary.py
+
+# The levers tried beside their baselines (bench/notes.md), about 45 min: packed feature rows, XNNPACK, the
+# train step without remat and under XNNPACK, and the bf16 accuracy bound (needs a CPU with AMX to mean much).
+bench-levers: $(TEST_STAMP)
+	$(PY) bench/features.py --precisions=float32 --bucket_sets=default,packed --out=bench/results/features_packed.md
+	XLA_FLAGS=--xla_cpu_use_xnnpack=true $(PY) bench/features.py --precisions=float32 --bucket_sets=default --out=bench/results/features_xnnpack.md
+	$(PY) bench/train_step.py --parts=torch,jax --remat=none,dots --levers=xnnpack --repeats=3 --out=bench/results/train_step_levers.md
+	$(if $(AMX),$(PY) bench/bf16_accuracy.py --per_task=96)
 	$(PY) bench/summary.py
 
 # The wall time of one standard arm, cold and warm feature store (about 45 min) -> bench/results/arm.md; then the summary.
