@@ -6,7 +6,7 @@ import pathlib
 from typing import Mapping, Sequence
 
 # bottom to top (DESIGN.md §3); modules in one tuple are siblings that must not import each other
-LAYERS: tuple[tuple[str, ...], ...] = (("core",), ("model",), ("data",), ("train", "eval"), ("experiment",),
+LAYERS: tuple[tuple[str, ...], ...] = (("core",), ("model",), ("data",), ("train", "eval"), ("experiment",), ("cli",),
                                        ("main",))
 
 

@@ -104,6 +104,13 @@ def test_score_bad_row_names_file_and_line_and_writes_nothing(tmp_path):
     assert not (tmp_path / "scores.jsonl").exists()
 
 
+def test_score_reads_its_input_before_loading_the_model(tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"input": "fine", "label": 1}\n{"input": "broken", "label": 7}\n')
+    out = _run("score", f"--model=hf:{tmp_path / 'no_such_model'}", f"--input={rows}", f"--output={tmp_path / 's.jsonl'}")
+    assert out.returncode == 1 and f"{rows}:2" in out.stderr and "no_such_model" not in out.stderr, out.stderr
+
+
 def test_bad_input_files_are_one_line_and_cut_rows_are_counted(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(b'{"input": "fine", "label": 1}\n{"input": "caf\xff", "label": 0}\n')

@@ -34,21 +34,35 @@ def read_rows(path: str) -> tuple[list, bool]:
     return items, labelled
 
 
+def file_items(input_path: str) -> tuple[list[Item], list[int | None], Callable[[Item], dict]]:
+    """(items, labels, output key) of a rows file, checked (read before any model is loaded)."""
+    items, labelled = read_rows(input_path)
+    labels = [int(it.meta["label"]) if labelled else None for it in items]
+    return items, labels, lambda it: {"id": it.id.split(":", 1)[1]}
+
+
+def log_items(log_paths: Sequence[str | os.PathLike], label_key: str | None = None
+              ) -> tuple[list[Item], list[int | None], Callable[[Item], dict]]:
+    """(items, labels, output key) of Inspect logs: one item per sample and epoch, labels as
+    `data.inspect_log.sample_label`."""
+    items = inspect_log.read_samples(log_paths, label_key)
+    return items, [it.meta.get("label") for it in items], lambda it: {k: it.meta[k] for k in ("log", "sample_id",
+                                                                                             "epoch")}
+
+
 def score_file(model: LoadedModel, input_path: str, output_path: str, prompt: str, **kwargs: Any) -> dict[str, Any]:
     """Scores every row; writes `output_path` (JSONL: id, score, logp_pos, logp_neg, mass_outside, truncated,
     label?). `kwargs`: as `score_items` (label_words, system, batch_size, max_len, n_boot, mesh)."""
-    items, labelled = read_rows(input_path)
-    labels = [int(it.meta["label"]) if labelled else None for it in items]
-    return score_items(model, items, labels, output_path, prompt, lambda it: {"id": it.id.split(":", 1)[1]}, **kwargs)
+    items, labels, key = file_items(input_path)
+    return score_items(model, items, labels, output_path, prompt, key, **kwargs)
 
 
 def score_inspect_logs(model: LoadedModel, log_paths: Sequence[str | os.PathLike], output_path: str, prompt: str, *,
                        label_key: str | None = None, **kwargs: Any) -> dict[str, Any]:
     """Scores every sample (and epoch) of the Inspect logs; writes `output_path` (JSONL: log, sample_id, epoch,
-    score, logp_pos, logp_neg, mass_outside, truncated, label?). Labels as `data.inspect_log.sample_label`."""
-    items = inspect_log.read_samples(log_paths, label_key)
-    return score_items(model, items, [it.meta.get("label") for it in items], output_path, prompt,
-                       lambda it: {k: it.meta[k] for k in ("log", "sample_id", "epoch")}, **kwargs)
+    score, logp_pos, logp_neg, mass_outside, truncated, label?)."""
+    items, labels, key = log_items(log_paths, label_key)
+    return score_items(model, items, labels, output_path, prompt, key, **kwargs)
 
 
 def score_items(

@@ -1,0 +1,1 @@
+"""The command line's pieces below `monitor_jax.main`: flag groups and commands."""
