@@ -52,6 +52,36 @@ def test_measure_on_the_tiny_model_is_cached_and_scales_with_the_arms(tmp_path, 
     assert "with the feature store as it is" in cost.report(config, costs, est, half)
 
 
+def test_features_are_costed_at_the_prefill_width_of_each_distinct_row(tiny_experiment):
+    """Linear per-row cost: the cold feature minutes are n_lower x the sum, over distinct rows (training, selection and
+    cell rows), of each row's needed length rounded up to `features.PREFILL_STEP` (what `FeatureCache.prefill` and
+    the cells compute), not its training bucket."""
+    from monitor_jax.data import pipeline
+    from monitor_jax.experiment import cells
+    from monitor_jax.train import data as train_data
+    from monitor_jax.train import features
+
+    config = TE._config(tiny_experiment)
+    model = registry.load("tiny-random-llama")
+    linear = {**FIXED, "layer_row_s": [1.0, 0.0]}
+    est = cost.estimate(config, linear, model.tokenizer)
+    examples = []
+    for arm in config.experiment.arms:
+        if arm.stages:
+            rc = cells.run_config(config, arm, int(config.experiment.seeds[0]))
+            examples += [c.examples for st in train_data.build_stages(rc) for c in st.components]
+            examples += [ex for _, ex in cells.selection(config, arm)]
+    examples += [cells.cell_examples(config, cell) for cell in config.experiment.cells]
+    rows = {cost._row_key(r): r for ex in examples
+            for r in pipeline.render_examples(model.tokenizer, ex, int(config.data.max_len))[0]}
+    step = features.PREFILL_STEP
+    widths = [-(-cost.needed_length(len(r), r.answer_index, r.is_classification, r.loss_mask) // step) * step
+              for r in rows.values()]
+    seconds = (sum(a["feature_min"] for a in est["arms"]) + est["cell_features_min"]) * 60
+    assert seconds / (linear["n_layers"] - int(config.train.top_k)) == pytest.approx(sum(widths))
+    assert est["distinct_rows"] == len(rows)
+
+
 def test_generated_views_are_estimated_from_prefill_and_decode_steps(tiny_experiment):
     """A thinking cell costs two prefills and `budget` decode steps per batch per model; its empty-reasoning
     control two prefills and no decoding; a summary cell one prefill, `budget` steps and the judge's full read."""

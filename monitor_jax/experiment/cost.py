@@ -4,10 +4,10 @@ times the rows of every arm x seed and evaluation cell, from a cold feature cach
 Measured (`measure`, a few seconds; kept in `$MONITOR_JAX_CACHE/cost/<digest>.json`, keyed by the CPU/device, the
 model, its dims, depth, compute dtype and batch size): one frozen layer's forward and one cached top-k train step,
 each at two bucket lengths of the config, fit per row as a*T + b*T^2 (T the padded length).
-Estimated (`estimate`): the lower-stack features of every distinct row once (training rows of every arm, selection
-rows, cell rows: n_lower x one layer), each run's steps at its rows' bucket mix, its selection evaluations (the
-top k layers on the selection rows, every `eval.every` steps and at the end) and the cells (the top k layers per
-scored run and the base model). Thinking and summary cells generate text and are not estimated (listed).
+Estimated (`estimate`): the lower-stack features of every distinct row once, at the width `FeatureCache.prefill`
+pads it to (training rows of every arm, selection rows, cell rows: n_lower x one layer), each run's steps at its
+rows' bucket mix, its selection evaluations (the top k layers on the selection rows, every `eval.every` steps and at
+the end) and the cells (the top k layers per scored run and the base model). Thinking and summary cells generate text and are not estimated (listed).
 """
 from __future__ import annotations
 
@@ -200,7 +200,7 @@ def estimate(config: Any, costs: dict[str, Any], tokenizer: Any, stored: Any = N
             have = stored(key)
             counts["distinct"] += 1
             counts["cached"] += have == n_layers - k
-            total += float(_per_row(costs["layer_row_s"], _padded([r], lengths)).sum()) * (n_layers - k - have)
+            total += float(_per_row(costs["layer_row_s"], _prefill_width(r)).sum()) * (n_layers - k - have)
         return total
 
     def upper_seconds(rendered: list) -> float:
@@ -309,6 +309,13 @@ def detectable(config: Any) -> list[str]:
             sizes.append((cells.cell_key(cell), int(labels.sum()), int((labels == 0).sum())))
     e = config.experiment
     return power.describe(sizes, str(e.split), len(e.seeds))
+
+
+def _prefill_width(r: Any) -> np.ndarray:
+    """The width `FeatureCache.prefill` pads a row's lower-stack pass to: its needed length rounded up to a multiple
+    of `features.PREFILL_STEP` (the runner prefills every training, selection and cell row that way)."""
+    n = needed_length(len(r), r.answer_index, r.is_classification, r.loss_mask)
+    return np.asarray([-(-n // features.PREFILL_STEP) * features.PREFILL_STEP], np.float64)
 
 
 def _row_key(r: Any) -> bytes:
