@@ -5,13 +5,16 @@
 Target `agentdojo/unrequested` (the whole test split, 188 items). The in-domain set is fixed before the run: 32
 balanced training transcripts drawn with item seed 0 (`task_component(item_seed=0)`), the same 32 in every arm and
 seed. Two adjacent series, each point an arm: cyber requests (requests/cyber: 16 / 32 / all 82 balanced train
-items) and the generator's transcripts (agent/sabotage: 64 / 256 / all 728 balanced; the issue's 1,024 is more
-than the generator's train split holds). Adjacent items are also drawn with item seed 0, so seeds vary the order
+items) and the generator's transcripts (agent/sabotage: 64 / 192 / 384 balanced; the issue's 1,024 is more
+than the generator's train split holds, and a mixed arm's adjacent half, 160 row-visits, sees 384 items about
+once in two). Adjacent items are also drawn with item seed 0, so seeds vary the order
 and the initialisation, not the items. Every arm trains the same `ROWS` row-visits; a mixed arm spends half on the
 32 in-domain items (oversampled) and half on the adjacent ones; the in-domain-only reference (0 adjacent) spends
-them all on the 32 items. ROWS is 400, not the protocol's 1,200, so that the run fits 120 min from a cold
-cache (dry run on the EPYC: 118.8 min, most of it the 760 transcripts' features). Checkpoints are chosen on 96
-in-domain validation items for every arm. Seeds: 3 on the arms of the primary comparisons (small, cyber82, gen728);
+them all on the 32 items (10 epochs). ROWS is 320, not the protocol's 1,200, so that the run fits 120 min from a
+cold cache: dry runs (features costed at the prefill's widths) 129.1 min on a slow 2-core EPYC without AVX-512
+(2026-12-04; the former 400 rows and 64 / 256 / 728 series: 155.5 there, 118.8 on round 1's EPYC), so about
+100 min on round 1's EPYC or the Xeon; check the dry run on the session's machine first. Checkpoints are chosen on 96
+in-domain validation items for every arm. Seeds: 3 on the arms of the primary comparisons (small, cyber82, gen384);
 1 (secondary) on the curves' inner points, on `small_half` (the same 32 items, half the row-visits: the mixed arms'
 in-domain exposure) and on each series'
 largest arm with the adjacent labels shuffled (every arm learns the answer format from its in-domain labels, so
@@ -36,8 +39,8 @@ from monitor_jax.core import config as config_lib
 
 x = config_lib.load_module(pathlib.Path(__file__).with_name("experiment.py"))
 
-TARGET, SMALL, ROWS = "agentdojo/unrequested", 32, 400
-SERIES = {"cyber": ("requests/cyber", (16, 32, 82)), "gen": (x.AGENT, (64, 256, 728))}
+TARGET, SMALL, ROWS = "agentdojo/unrequested", 32, 320
+SERIES = {"cyber": ("requests/cyber", (16, 32, 82)), "gen": (x.AGENT, (64, 192, 384))}
 LEARNABILITY = ("experiments/results/agent_learnability/results.json", "in_agentdojo+two_way+lr3e-3")
 
 

@@ -190,9 +190,9 @@ EXPECTED = {
     # C3: beside a fixed small in-domain set, more adjacent data helps (over the in-domain set alone, at the same
     # budget and at the same in-domain exposure; over the adjacent data with shuffled labels); the in-domain gap
     **{("C3", AGENTDOJO, "diff", a, b): +1 for a in ("small", "small_half")
-       for b in ("cyber82", "gen728")},
-    **{("C3", AGENTDOJO, "diff", "small", b): +1 for b in ("cyber16", "cyber32", "gen64", "gen256")},
-    **{("C3", AGENTDOJO, "diff", f"{b}_shuffled", b): +1 for b in ("cyber82", "gen728")},
+       for b in ("cyber82", "gen384")},
+    **{("C3", AGENTDOJO, "diff", "small", b): +1 for b in ("cyber16", "cyber32", "gen64", "gen192")},
+    **{("C3", AGENTDOJO, "diff", f"{b}_shuffled", b): +1 for b in ("cyber82", "gen384")},
     ("C3", AGENTDOJO, "diff", "base", "small"): +1,
     ("C3", AGENTDOJO, "committed", "base", "in_agentdojo+two_way+lr3e-3"): +1,
     # C4: a new question on the trained domain is answered worse than untrained, as if it were the old question
@@ -282,7 +282,7 @@ def test_config_preconditions_c3_exposure_and_c8_label_agreement(monkeypatch):
     spec = config.experiment.preconditions[1].to_dict()
     (rec,) = preconditions.evaluate(config, [spec], {}, {}, {})
     half = config.experiment.budget_rows / 2  # the mixed arms: half their row-visits in-domain, as small_half
-    assert rec["rows"]["gen728"] == pytest.approx(half) and rec["rows"]["small_half"] == pytest.approx(half, abs=8)
+    assert rec["rows"]["gen384"] == pytest.approx(half) and rec["rows"]["small_half"] == pytest.approx(half, abs=8)
     assert rec["value"] == pytest.approx(1.0, abs=0.03) and rec["passed"] is True  # whole steps of 8 rows
     wide = {**spec, "arms": ("small", *spec["arms"])}  # the in-domain-only arm at the full budget sees them 2x
     (rec,) = preconditions.evaluate(config, [wide], {}, {}, {})
