@@ -37,14 +37,15 @@ bench: $(TEST_STAMP)
 	$(PY) bench/summary.py
 
 # The levers tried beside their baselines (bench/notes.md), about 55 min: packed feature rows, XLA:CPU flags (XNNPACK,
-# Eigen's threads off, the concurrency-optimized scheduler), the train step without remat and under XNNPACK, and
-# the bf16 accuracy bound (where the CPU has AMX).
+# Eigen's threads off, the concurrency-optimized scheduler), the train step without remat and under XNNPACK,
+# generation at batch 32 (the thinking and summary cells' lever), and the bf16 accuracy bound (where the CPU has AMX).
 bench-levers: $(TEST_STAMP)
 	$(PY) bench/features.py --precisions=float32 --bucket_sets=default,packed --out=bench/results/features_packed.md
 	XLA_FLAGS=--xla_cpu_use_xnnpack=true $(PY) bench/features.py --precisions=float32 --bucket_sets=default --out=bench/results/features_xnnpack.md
 	XLA_FLAGS=--xla_cpu_multi_thread_eigen=false $(PY) bench/features.py --precisions=float32 --bucket_sets=default --out=bench/results/features_threads.md
 	XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=true $(PY) bench/features.py --precisions=float32 --bucket_sets=default --out=bench/results/features_scheduler.md
 	$(PY) bench/train_step.py --parts=torch,jax --remat=none,dots --levers=xnnpack --repeats=3 --out=bench/results/train_step_levers.md
+	$(PY) bench/generate.py --batch=32 --repeats=3 --out=bench/results/generate_b32.md
 	$(if $(AMX),$(PY) bench/bf16_accuracy.py --per_task=96)
 	$(PY) bench/summary.py
 

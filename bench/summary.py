@@ -15,7 +15,7 @@ import re
 # `make bench-levers` files first: a row of the same measurement in a later file (its baseline, rerun by `make bench`)
 # replaces the earlier one, as does a partial rerun's (e.g. `bench/scoring.py --parts=fixed,mix --out=...`)
 FILES = ("train_step_levers.md", "features_packed.md", "features_xnnpack.md", "features_threads.md",
-         "features_scheduler.md", "bf16_accuracy.md", "train_step.md",
+         "features_scheduler.md", "generate_b32.md", "bf16_accuracy.md", "train_step.md",
          "features.md", "scoring.md", "scoring_bf16.md", "generate.md", "arm.md")
 RATIO = re.compile(r"\*\*([0-9.]+)x( cost)?\*\*")
 TARGET = re.compile(r"([≥≤])\s*([0-9.]+)x")
