@@ -226,6 +226,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _task_file_digest(path: str) -> str:
+    """A digest of a user task file and the JSONL data files it names (what its task's items are)."""
+    from monitor_jax.data import user_tasks
+
+    h = hashlib.sha1(Path(path).read_bytes())
+    for rel in sorted((user_tasks.read_task_file(Path(path)).get("data") or {}).values()):
+        h.update((Path(path).parent / Path(rel).expanduser()).read_bytes())
+    return h.hexdigest()
+
+
 def run_key(config: Any, selection: list[str], select_limit: int) -> str:
     """A digest of everything that decides a run's result (its training config and how its step is chosen)."""
     keep: dict[str, Any] = {"selection": selection, "select_limit": select_limit}
@@ -236,6 +246,11 @@ def run_key(config: Any, selection: list[str], select_limit: int) -> str:
                                 ("optim", "total_rows", None)):
         if default is None or keep[where].get(key) == default:  # where features live is not the run's result
             keep[where].pop(key, None)  # (and defaults keep the keys of runs made before these keys existed)
+    if keep["data"].get("task_files"):  # a task file counts by its content, and only in a run that reads its task
+        used = {t for st in config.data.stages for comp in st.get("components", ()) for t in comp.get("tasks", ())}
+        used |= {name.split(":")[0] for name in selection}
+        named = zip(keep["data"]["task_files"], train_data.register_task_files(config))
+        keep["data"]["task_files"] = sorted(_task_file_digest(f) for f, task in named if task in used)
     if keep["model"].get("matmul_dtype") is None:  # the default: keys of runs made before the key existed
         keep["model"].pop("matmul_dtype", None)
     if int(config.eval.get("patience") or 0):

@@ -32,3 +32,43 @@ def test_item_seed_enters_the_run_key_only_when_set():
     c = x.get_config()
     keys = [cells.run_key(cells.run_config(c, a, 1), ["s"], 96) for a in (plain, fixed)]
     assert keys[0] != keys[1]
+
+
+def test_a_task_file_enters_the_run_key_by_content_and_only_where_its_task_is_trained(tmp_path, monkeypatch):
+    """C8's labeller is one run whether or not the pseudo-label task files are in `data.task_files` (it does not read
+    them); an arm that trains on a task file's task is keyed by the file's data, so new pseudo-labels retrain it."""
+    import json
+
+    from monitor_jax.data import tasks, user_tasks
+
+    for mod, attr in ((tasks, "TASKS"), (tasks, "DOMAINS"), (tasks, "_ITEMS"), (user_tasks, "_OWNER"),
+                      (user_tasks, "_STATS")):
+        monkeypatch.setattr(mod, attr, dict(getattr(mod, attr)))
+    monkeypatch.setenv("MONITOR_JAX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(train_data, "_REGISTERED", {})
+    data = tmp_path / "task" / "train.jsonl"
+    data.parent.mkdir()
+
+    def write(flip: int) -> str:
+        data.write_text("".join(json.dumps({"id": f"r{i}", "input": f"request number {i}", "label": (i + flip) % 2})
+                                + "\n" for i in range(24)))
+        train_data._REGISTERED.clear()
+        return str(path)
+
+    path = tmp_path / "task" / "task.json"
+    path.write_text(json.dumps({"name": "mine/pseudo", "domain": "mine", "prompt": "Harmful?\n{input}",
+                                "data": {"all": "train.jsonl"}}))
+    other = x.arm("other", x.task_component("in", [TASK], limit_per_task=32))
+    mine = x.arm("mine", x.task_component("in", ["mine/pseudo"]))
+
+    def key(arm, files) -> str:
+        c = x.get_config()
+        with c.unlocked():
+            c.data.task_files = tuple(files)
+        return cells.run_key(cells.run_config(c, arm, 0), ["s"], 96)
+
+    first = write(0)
+    assert key(other, [first]) == key(other, [])  # a file the run does not read leaves its key alone
+    k0 = key(mine, [first])
+    assert key(mine, [write(0)]) == k0  # same content, same key
+    assert key(mine, [write(1)]) != k0  # other labels: another run
