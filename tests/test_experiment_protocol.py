@@ -292,9 +292,10 @@ def test_config_preconditions_c3_exposure_and_c8_label_agreement(monkeypatch):
     gold = {f"i{j}": j % 2 for j in range(96)}
     pseudo = {i: (1 - y if j < 55 else y) for j, (i, y) in enumerate(gold.items())}  # 41 of 96 agree
 
-    def examples(name, split):
+    def examples(name, split):  # ids as the registry makes them: "<task>:<source>:<item>"
         labels = pseudo if name == spec["task"] else gold
-        return [type("E", (), {"id": i, "label": y})() for i, y in labels.items()] if split == "train" else []
+        return [type("E", (), {"id": f"{name}:src:{i}", "label": y})() for i, y in labels.items()] \
+            if split == "train" else []
 
     monkeypatch.setattr(preconditions.tasks, "examples", examples)
     (rec,) = preconditions.evaluate(config, [spec], {}, {}, {})

@@ -67,9 +67,10 @@ def exposure(config: Any, arm: Any, task: str) -> float:
 
 
 def _agreement(task: str, reference: str) -> tuple[int, int]:
-    """(items with the same label in both tasks, items in both), over every split, matched by item id."""
+    """(items with the same label in both tasks, items in both), over every split, matched by item id (an example's
+    id is `<task>:<item id>`: the task's name is not part of the match)."""
     def labels(name: str) -> dict[str, int]:
-        return {e.id: e.label for split in SPLITS for e in tasks.examples(name, split)}
+        return {e.id.removeprefix(f"{name}:"): e.label for split in SPLITS for e in tasks.examples(name, split)}
 
     a, b = labels(task), labels(reference)
     both = sorted(set(a) & set(b))
