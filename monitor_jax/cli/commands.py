@@ -55,8 +55,6 @@ def _define_tasks(fv: Flags) -> None:
     flags.DEFINE_list("tasks", None, "Task names (`monitor-jax tasks list`).", flag_values=fv)
 
 
-
-
 def _experiment(fv: Flags, args: list[str], demo: bool = False) -> int:
     from monitor_jax.core import assets, distributed
     from monitor_jax.experiment import runner, write
@@ -111,8 +109,6 @@ def _zero_shot(fv: Flags, args: list[str]) -> int:
     print(zero_shot.zero_shot_table(model, fv.model, fv.question, tuple(fv.label_words)))
     print(f"done in {time.time() - start:.1f}s")
     return 0
-
-
 
 
 def _define_zero_shot(fv: Flags) -> None:
@@ -206,8 +202,6 @@ def _define_score(fv: Flags) -> None:
     flags.DEFINE_string("inspect_label", None, "With --inspect_log: a sample-metadata key whose true value labels a "
                         "sample positive (as does ControlArena's eval_mode == \"attack\").", flag_values=fv)
     options.scoring(fv)
-
-
 
 
 def _eval(fv: Flags, args: list[str]) -> int:

@@ -88,7 +88,6 @@ def multiprocess(fv: Flags) -> None:
 MULTIPROCESS_FLAGS = ("distributed", "coordinator_address", "num_processes", "process_id", "cpu_collectives")
 
 
-
 def load_config(fv: Flags, command: str, default: str | None = None):
     """The --config ConfigDict (or `default`'s, a path relative to the repository), with one clear error."""
     try:
