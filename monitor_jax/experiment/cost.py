@@ -315,7 +315,7 @@ def _prefill_width(r: Any) -> np.ndarray:
     """The width `FeatureCache.prefill` pads a row's lower-stack pass to: its needed length rounded up to a multiple
     of `features.PREFILL_STEP` (the runner prefills every training, selection and cell row that way)."""
     n = needed_length(len(r), r.answer_index, r.is_classification, r.loss_mask)
-    return np.asarray([-(-n // features.PREFILL_STEP) * features.PREFILL_STEP], np.float64)
+    return np.asarray([features.prefill_width(n)], np.float64)
 
 
 def _row_key(r: Any) -> bytes:
